@@ -1,0 +1,36 @@
+# shop360 — every target sets up what it needs (a virtualenv in .venv) before it runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: install manifest demo test ui lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# dagster-dbt reads the dbt manifest at import time; `dagster dev` builds it itself, everything else needs this.
+manifest: install
+	$(BIN)/shop360 dbt-parse
+
+demo: manifest
+	$(BIN)/shop360 demo
+
+test: manifest
+	$(BIN)/python -m pytest
+
+ui: manifest
+	$(BIN)/shop360 prepare-dagster-home
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf data transform/target transform/logs

@@ -1,0 +1,122 @@
+"""The pipeline factory: one dlt pipeline per source system, all writing to the one DuckDB warehouse.
+
+``configure_sources()`` decides where data comes from. Credentials come from dlt config and secrets
+(``.dlt/config.toml``, ``.dlt/secrets.toml`` or env vars such as ``SOURCES__SHOPIFY__ACCESS_TOKEN``).
+With none configured, shop360 starts the sandbox's fake APIs on a free loopback port and points the
+sources at them. A half-configured setup is an error: real and fake data must never mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import dlt
+from dlt.extract.source import DltSource
+
+from ingestion import paths, settings
+from ingestion.ga4 import ga4_source
+from ingestion.klaviyo import klaviyo_source
+from ingestion.shopify import shopify_source
+
+SOURCES = ("shopify", "klaviyo", "ga4")
+
+# The settings a real account needs, per source (dlt config key -> is it a secret).
+REQUIRED_SETTINGS = {
+    "shopify": {"sources.shopify.shop_url": False, "sources.shopify.access_token": True},
+    "klaviyo": {"sources.klaviyo.api_key": True},
+    "ga4": {"sources.ga4.bucket_url": False},
+}
+
+_sandbox_lock = threading.Lock()
+_sandbox_server = None  # the fake APIs, started at most once per process
+
+
+class SourceConfigError(RuntimeError):
+    """The sources are neither all configured nor all left to the sandbox."""
+
+
+def _is_set(key: str, secret: bool) -> bool:
+    provider = dlt.secrets if secret else dlt.config
+    return provider.get(key) not in (None, "")
+
+
+def configure_sources() -> str:
+    """Point every source at its real account, or all of them at the sandbox. Returns the mode."""
+    if _sandbox_server is not None:
+        return "sandbox"
+    missing = [
+        key
+        for settings_ in REQUIRED_SETTINGS.values()
+        for key, secret in settings_.items()
+        if not _is_set(key, secret)
+    ]
+    total = sum(len(settings_) for settings_ in REQUIRED_SETTINGS.values())
+    if not missing:
+        return "configured"
+    if len(missing) < total:
+        raise SourceConfigError(
+            "some sources are configured and others are not; set these too (or none, for the sandbox): "
+            + ", ".join(missing)
+        )
+    _start_sandbox()
+    return "sandbox"
+
+
+def _start_sandbox() -> None:
+    """Start the fake APIs once per process and export their endpoints as dlt config."""
+    global _sandbox_server
+    from ingestion.sandbox.server import SandboxServer
+
+    with _sandbox_lock:
+        if _sandbox_server is not None:
+            return
+        world = paths.sandbox_dir()
+        if not (world / "world" / "meta.json").exists():
+            raise SourceConfigError(
+                f"no source is configured and there is no sandbox world in {world}: "
+                "run `shop360 sandbox generate` (or `make demo`), or configure the real accounts"
+            )
+        tokens = json.loads((world / "world" / "meta.json").read_text())["api_tokens"]
+        server = SandboxServer(world).start()
+        os.environ.update(
+            {
+                "SOURCES__SHOPIFY__SHOP_URL": server.base_url,
+                "SOURCES__SHOPIFY__ACCESS_TOKEN": tokens["shopify"],
+                "SOURCES__KLAVIYO__BASE_URL": server.klaviyo_base_url,
+                "SOURCES__KLAVIYO__API_KEY": tokens["klaviyo"],
+                "SOURCES__GA4__BUCKET_URL": str(world / "ga4"),
+            }
+        )
+        _sandbox_server = server
+
+
+_FACTORIES = {"shopify": shopify_source, "klaviyo": klaviyo_source, "ga4": ga4_source}
+
+# Settings for a source built only to describe its resources (asset definitions); never run.
+_DESCRIBE_ONLY = {
+    "shopify": {"shop_url": "http://describe.invalid", "access_token": "unused"},
+    "klaviyo": {"api_key": "unused"},
+    "ga4": {"bucket_url": "file:///describe.invalid"},
+}
+
+
+def make_source(name: str) -> DltSource:
+    """The dlt source for ``name``, settings from dlt config (call ``configure_sources`` first)."""
+    return _FACTORIES[name]()
+
+
+def describe_source(name: str) -> DltSource:
+    """The dlt source for ``name`` with placeholder settings: for reading its resources, not for running."""
+    return _FACTORIES[name](**_DESCRIBE_ONLY[name])
+
+
+def make_pipeline(name: str) -> dlt.Pipeline:
+    """The dlt pipeline loading ``name`` into its raw schema of the warehouse."""
+    return dlt.pipeline(
+        pipeline_name=f"shop360_{name}",
+        destination=dlt.destinations.duckdb(str(paths.warehouse_path())),
+        dataset_name=settings.DATASETS[name],
+        pipelines_dir=str(paths.data_dir() / "dlt_pipelines"),
+    )

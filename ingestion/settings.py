@@ -1,0 +1,23 @@
+"""Constants shared by the dlt sources: API versions, page sizes, dataset names, dropped PII fields."""
+
+from __future__ import annotations
+
+SHOPIFY_API_VERSION = "2025-10"
+SHOPIFY_PAGE_SIZE = 250  # the Admin REST maximum
+KLAVIYO_BASE_URL = "https://a.klaviyo.com/api"
+KLAVIYO_REVISION = "2025-10-15"
+KLAVIYO_PROFILE_PAGE_SIZE = 100  # the API maximum for profiles
+KLAVIYO_EVENT_PAGE_SIZE = 200  # the API maximum for events
+
+# One warehouse schema (dlt dataset) per source system; the dbt sources read these names.
+DATASETS = {"shopify": "raw_shopify", "klaviyo": "raw_klaviyo", "ga4": "raw_ga4"}
+
+GA4_FILE_GLOB = "events_*.json.gz"
+
+# Personal data no mart uses is dropped before it reaches the warehouse (GDPR data minimisation).
+# Emails and phones stay: they are the identifiers the customer 360 is stitched on.
+SHOPIFY_CUSTOMER_DROP = ("first_name", "last_name", "note", "addresses")
+SHOPIFY_ADDRESS_DROP = ("first_name", "last_name", "name", "address1", "address2", "company", "phone", "zip")
+SHOPIFY_ORDER_DROP = ("browser_ip", "billing_address", "shipping_address", "client_details", "note")
+KLAVIYO_PROFILE_DROP = ("first_name", "last_name", "image", "title", "organization")
+KLAVIYO_LOCATION_DROP = ("address1", "address2", "zip", "ip", "latitude", "longitude")

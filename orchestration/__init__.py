@@ -1,0 +1,1 @@
+"""shop360 orchestration: the Dagster definitions that run the nightly pipeline."""

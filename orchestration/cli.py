@@ -1,0 +1,138 @@
+"""The ``shop360`` command: the sandbox, the demo run, and setup steps the Makefile calls."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from ingestion import paths
+
+DEFAULT_SEED = 42
+DEFAULT_CUSTOMERS = 1000
+DEFAULT_DAYS = 90
+
+DAGSTER_YAML = """\
+# Written by `shop360 prepare-dagster-home`.
+concurrency:
+  pools:
+    # DuckDB allows one writer: the warehouse-writing assets share a pool of one slot.
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from ingestion.sandbox.world import generate_world
+
+    as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    started = time.perf_counter()
+    summary = generate_world(
+        paths.sandbox_dir(), seed=args.seed, customers=args.customers, days=args.days, as_of=as_of
+    )
+    shopify = summary["shopify"]
+    print(
+        f"sandbox world in {paths.sandbox_dir()} ({time.perf_counter() - started:.1f} s): "
+        f"{shopify['customers']['records']} Shopify customers, {shopify['orders']['records']} orders, "
+        f"{summary['klaviyo']['profiles']} Klaviyo profiles, {summary['klaviyo']['events']} events, "
+        f"{summary['ga4']['events']} GA4 events in {summary['ga4']['files']} daily files"
+    )
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from ingestion.sandbox.server import SandboxServer
+
+    server = SandboxServer(paths.sandbox_dir(), host=args.host, port=args.port)
+    server.start()
+    print(f"Shopify: {server.shopify_base_url}\nKlaviyo: {server.klaviyo_base_url}\n(Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+def dbt_parse() -> None:
+    """Build the dbt manifest that dagster-dbt reads when the definitions are imported."""
+    from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    env = {**os.environ, "SHOP360_DATA_DIR": str(paths.data_dir())}
+    subprocess.run(
+        [
+            str(DBT_EXECUTABLE),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ],
+        check=True,
+        env=env,
+    )
+
+
+def prepare_dagster_home() -> Path:
+    """Create ``$DAGSTER_HOME`` (default ``data/dagster_home``) with shop360's instance settings."""
+    home = Path(os.environ.get("DAGSTER_HOME") or paths.data_dir() / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from orchestration.nightly import run_nightly
+
+    if not (paths.sandbox_dir() / "world" / "meta.json").exists():
+        _generate(args)
+    prepare_dagster_home()
+    report = run_nightly()
+    print(report.render())
+    return 0 if report.success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shop360", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_world_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        command.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
+        command.add_argument("--days", type=int, default=DEFAULT_DAYS)
+        command.add_argument("--as-of", help="the world's today (YYYY-MM-DD); default: today")
+
+    sandbox = commands.add_parser("sandbox", help="the fake shop: generate a world, serve its APIs")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    generate = sandbox_commands.add_parser(
+        "generate", help="write a deterministic world and its ground truth"
+    )
+    add_world_options(generate)
+    serve = sandbox_commands.add_parser("serve", help="serve the world's Shopify and Klaviyo APIs")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8360)
+
+    demo = commands.add_parser("demo", help="generate the sandbox world if absent and run the nightly job")
+    add_world_options(demo)
+    commands.add_parser("dbt-parse", help="build the dbt manifest (needed before loading the definitions)")
+    commands.add_parser("prepare-dagster-home", help="write $DAGSTER_HOME/dagster.yaml")
+
+    args = parser.parse_args(argv)
+    if args.command == "sandbox":
+        (_generate if args.sandbox_command == "generate" else _serve)(args)
+    elif args.command == "demo":
+        return _demo(args)
+    elif args.command == "dbt-parse":
+        dbt_parse()
+    elif args.command == "prepare-dagster-home":
+        print(prepare_dagster_home())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Run the nightly job in-process and summarise it: rows per schema, checks, time, warehouse."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from ingestion import paths
+
+SCHEMAS = ("raw_shopify", "raw_klaviyo", "raw_ga4", "staging", "intermediate", "marts", "audit")
+
+
+@dataclass
+class NightlyReport:
+    """What a person wants to know after a run."""
+
+    success: bool
+    seconds: float
+    warehouse: Path
+    rows_per_schema: dict[str, int] = field(default_factory=dict)
+    checks_passed: int = 0
+    failed_checks: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"nightly run {'succeeded' if self.success else 'FAILED'} in {self.seconds:.1f} s"]
+        lines += [f"  {schema:<13} {rows:>12,} rows" for schema, rows in self.rows_per_schema.items()]
+        lines.append(f"  checks: {self.checks_passed} passed, {len(self.failed_checks)} failed")
+        lines += [f"    failed: {name}" for name in self.failed_checks]
+        lines.append(f"  warehouse: {self.warehouse}")
+        return "\n".join(lines)
+
+
+def rows_per_schema(warehouse: Path) -> dict[str, int]:
+    """Rows of every table and view per warehouse schema (dlt's bookkeeping tables left out).
+
+    Opened read-only, so it never takes the writer's lock.
+    """
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = connection.execute(
+            "select schema_name, table_name from duckdb_tables() where not internal "
+            "union all select schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall()
+        counts = dict.fromkeys(SCHEMAS, 0)
+        for schema, table in tables:
+            if schema in counts and not table.startswith("_dlt_"):
+                counts[schema] += connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[
+                    0
+                ]
+    return counts
+
+
+def run_nightly(instance: dg.DagsterInstance | None = None) -> NightlyReport:
+    """Execute the ``nightly`` job in this process and report on it."""
+    from orchestration.definitions import defs
+
+    started = time.perf_counter()
+    job = defs.resolve_job_def("nightly")
+    with instance or dg.DagsterInstance.get() as run_instance:
+        result = job.execute_in_process(instance=run_instance, raise_on_error=False)
+    evaluations = result.get_asset_check_evaluations()
+    report = NightlyReport(
+        success=result.success,
+        seconds=time.perf_counter() - started,
+        warehouse=paths.warehouse_path(),
+        checks_passed=sum(evaluation.passed for evaluation in evaluations),
+        failed_checks=sorted(
+            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            for evaluation in evaluations
+            if not evaluation.passed
+        ),
+    )
+    if report.warehouse.exists():
+        report.rows_per_schema = rows_per_schema(report.warehouse)
+    return report

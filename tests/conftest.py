@@ -1,0 +1,48 @@
+"""Shared fixtures: one small sandbox world per test session, in its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from ingestion.sandbox.world import generate_world
+
+# Small enough for CI, large enough to hold every planted case (see ingestion/sandbox/README.md).
+WORLD = {"seed": 7, "customers": 400, "days": 60, "as_of": date(2026, 6, 1)}
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh SHOP360_DATA_DIR for the whole session (the warehouse, the world, dlt state)."""
+    directory = tmp_path_factory.mktemp("shop360_data")
+    previous = os.environ.get("SHOP360_DATA_DIR")
+    os.environ["SHOP360_DATA_DIR"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("SHOP360_DATA_DIR", None)
+    else:
+        os.environ["SHOP360_DATA_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def world(data_dir: Path) -> Path:
+    """The sandbox root (world/, ga4/, truth/) of the session's small world."""
+    root = data_dir / "sandbox"
+    generate_world(root, **WORLD)
+    return root
+
+
+@pytest.fixture(scope="session")
+def truth(world: Path) -> dict:
+    """The ground-truth summary of the session's world."""
+    return json.loads((world / "truth" / "summary.json").read_text())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every record of a world file."""
+    with path.open() as handle:
+        return [json.loads(line) for line in handle]

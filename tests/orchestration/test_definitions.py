@@ -1,0 +1,67 @@
+"""The Dagster definitions load, the graph is one piece, and the nightly job covers every asset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from ingestion.paths import PROJECT_ROOT
+from orchestration.definitions import defs
+
+
+def _asset_graph():
+    return defs.resolve_asset_graph()
+
+
+def test_dbt_sources_are_the_dlt_assets() -> None:
+    """Every upstream of a dbt model is a materialisable asset: dlt keys equal dbt source keys."""
+    graph = _asset_graph()
+    materializable = {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    for key in materializable:
+        for parent in graph.get(key).parent_keys:
+            assert parent in materializable, f"{key.to_user_string()} depends on unmaterialisable {parent}"
+    raw = {key for key in materializable if key.path[0].startswith("raw_")}
+    assert dg.AssetKey(["raw_shopify", "orders"]) in raw
+    assert dg.AssetKey(["raw_klaviyo", "events"]) in raw
+    assert dg.AssetKey(["raw_ga4", "events"]) in raw
+    # the marts reach back to all three source systems
+    upstream = graph.upstream_key_iterator(dg.AssetKey(["marts", "customer_360"]))
+    assert {key.path[0] for key in upstream if key.path[0].startswith("raw_")} == {
+        "raw_shopify",
+        "raw_klaviyo",
+        "raw_ga4",
+    }
+
+
+def test_nightly_job_selects_every_asset_and_runs_on_schedule() -> None:
+    job = defs.resolve_job_def("nightly")
+    graph = _asset_graph()
+    selected = job.asset_layer.selected_asset_keys
+    assert selected == {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Oslo"
+
+
+def test_dbt_tests_are_asset_checks() -> None:
+    check_keys = _asset_graph().asset_check_keys
+    names = {(key.asset_key.to_user_string(), key.name) for key in check_keys}
+    assert ("marts/customer_360", "unique_customer_360_customer_key") in names
+    assert ("marts/fct_orders", "not_null_fct_orders_net_revenue") in names
+
+
+def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"DAGSTER_HOME": str(tmp_path), "PATH": str(dagster.parent), "HOME": str(tmp_path)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr

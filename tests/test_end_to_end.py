@@ -1,0 +1,75 @@
+"""The whole nightly job on a small sandbox world, checked against the world's ground truth."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration.nightly import NightlyReport, run_nightly
+
+STEPS = ("view_item", "add_to_cart", "begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
+
+
+@pytest.fixture(scope="module")
+def nightly(world: Path) -> NightlyReport:
+    """One nightly run, in-process, on the session's world."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        return run_nightly(instance)
+
+
+@pytest.fixture(scope="module")
+def warehouse(nightly: NightlyReport):
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
+        yield connection
+
+
+def test_nightly_job_succeeds_with_every_check_passing(nightly: NightlyReport) -> None:
+    assert nightly.success
+    assert nightly.failed_checks == []
+    assert nightly.checks_passed >= 10
+    for schema in ("raw_shopify", "raw_klaviyo", "raw_ga4", "staging", "marts", "audit"):
+        assert nightly.rows_per_schema[schema] > 0, schema
+    rendered = nightly.render()
+    assert "nightly run succeeded" in rendered
+    assert f"warehouse: {nightly.warehouse}" in rendered
+
+
+def test_customer_360_has_one_row_per_real_customer_record(warehouse, truth: dict) -> None:
+    rows, keys = warehouse.execute(
+        "select count(*), count(distinct customer_key) from marts.customer_360"
+    ).fetchone()
+    assert rows == keys == truth["shopify"]["customers"]["valid_nontest"]
+
+
+def test_net_revenue_equals_ground_truth(warehouse, truth: dict) -> None:
+    customers_revenue = warehouse.execute("select sum(net_revenue) from marts.customer_360").fetchone()[0]
+    assert customers_revenue == Decimal(truth["shopify"]["net_revenue_of_customers"])
+    orders_revenue, counted = warehouse.execute(
+        "select sum(net_revenue), count(*) filter (where not is_cancelled) from marts.fct_orders"
+    ).fetchone()
+    assert orders_revenue == Decimal(truth["shopify"]["net_revenue"])
+    assert counted == truth["shopify"]["orders"]["counted"]
+    customer_orders = warehouse.execute("select sum(orders) from marts.customer_360").fetchone()[0]
+    assert customer_orders == truth["shopify"]["orders_of_customers"]
+
+
+def test_malformed_records_are_quarantined_not_lost(warehouse, truth: dict) -> None:
+    planted = sorted(
+        (record["table"], str(record["id"])) for record in truth["malformed"] if record["source"] == "shopify"
+    )
+    quarantined = warehouse.execute(
+        "select source_table, record_id from audit.quarantined_records "
+        "where source_system = 'shopify' order by source_table, record_id"
+    ).fetchall()
+    assert planted, "the world plants malformed Shopify records"
+    assert sorted(quarantined) == planted
+
+
+def test_closed_funnel_equals_ground_truth(warehouse, truth: dict) -> None:
+    sums = ", ".join(f"sum({step}_sessions)" for step in STEPS)
+    totals = warehouse.execute(f"select {sums} from marts.fct_funnel_daily").fetchone()
+    assert dict(zip(STEPS, totals, strict=True)) == truth["ga4"]["funnel"]

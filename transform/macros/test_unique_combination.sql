@@ -1,0 +1,7 @@
+{#- Generic test: no two rows share the same values of `columns` (the grain of a table). -#}
+{% test unique_combination(model, columns) %}
+    select {{ columns | join(', ') }}, count(*) as rows_per_key
+    from {{ model }}
+    group by {{ columns | join(', ') }}
+    having count(*) > 1
+{% endtest %}

@@ -1,0 +1,77 @@
+-- One row per GA4 session: where it came from and when it first reached each funnel step.
+-- The funnel is closed: a step's time is the first time it happened after the previous step was
+-- reached, so a session that adds to cart without viewing an item has not reached add_to_cart.
+{%- set steps = var('funnel_steps') %}
+with
+
+events as (
+    select * from {{ ref('stg_ga4__events') }}
+    where session_key is not null
+),
+
+session_starts as (
+    select
+        session_key,
+        user_pseudo_id,
+        min(event_date) as session_date,
+        min(event_at) as started_at,
+        max(event_at) as ended_at,
+        arg_min(device_category, event_at) as device_category,
+        arg_min(channel, event_at) as channel,
+        arg_min(country, event_at) as country,
+        max(user_id) as user_id,
+        count(*) filter (where event_name = 'page_view') as page_views
+    from events
+    group by session_key, user_pseudo_id
+),
+
+step_events as (
+    select
+        session_key,
+        event_name,
+        event_at,
+        transaction_id
+    from events
+    where event_name in ('{{ steps | join("', '") }}')
+),
+{% for step in steps %}
+reached_{{ step }} as (
+    select
+        step_events.session_key,
+        min(step_events.event_at) as reached_at
+        {%- if step == 'purchase' %},
+        arg_min(step_events.transaction_id, step_events.event_at) as transaction_id
+        {%- endif %}
+    from step_events
+    {%- if not loop.first %}
+    inner join reached_{{ loop.previtem }}
+        on step_events.session_key = reached_{{ loop.previtem }}.session_key
+        and step_events.event_at >= reached_{{ loop.previtem }}.reached_at
+    {%- endif %}
+    where step_events.event_name = '{{ step }}'
+    group by step_events.session_key
+),
+{% endfor %}
+final as (
+    select
+        session_starts.session_key,
+        session_starts.user_pseudo_id,
+        session_starts.user_id,
+        session_starts.session_date,
+        session_starts.started_at,
+        session_starts.ended_at,
+        session_starts.device_category,
+        session_starts.channel,
+        session_starts.country,
+        session_starts.page_views,
+        {%- for step in steps %}
+        reached_{{ step }}.reached_at as {{ step }}_at,
+        {%- endfor %}
+        reached_purchase.transaction_id
+    from session_starts
+    {%- for step in steps %}
+    left join reached_{{ step }} on session_starts.session_key = reached_{{ step }}.session_key
+    {%- endfor %}
+)
+
+select * from final

@@ -1,0 +1,45 @@
+-- One row per Shopify order of a real customer or an anonymous in-store sale (test orders
+-- excluded). Revenue is net of refunds; a cancelled order's net revenue is zero.
+with
+
+orders as (
+    select * from {{ ref('stg_shopify__orders') }}
+),
+
+refunds as (
+    select
+        order_id,
+        sum(amount) as refunded,
+        max(refunded_at) as last_refunded_at
+    from {{ ref('stg_shopify__refunds') }}
+    group by order_id
+),
+
+customers as (
+    select * from {{ ref('int_customers') }}
+),
+
+final as (
+    select
+        orders.order_id,
+        customers.customer_key,
+        orders.created_at as ordered_at,
+        orders.created_at::date as order_date,
+        orders.sales_channel,
+        orders.financial_status,
+        orders.is_cancelled,
+        orders.currency,
+        orders.total_price as gross_revenue,
+        orders.total_discounts as discounts,
+        coalesce(refunds.refunded, 0) as refunded,
+        case
+            when orders.is_cancelled then 0
+            else orders.total_price - coalesce(refunds.refunded, 0)
+        end as net_revenue
+    from orders
+    left join refunds on orders.order_id = refunds.order_id
+    left join customers on orders.customer_id = customers.customer_id
+    where not orders.is_test
+)
+
+select * from final

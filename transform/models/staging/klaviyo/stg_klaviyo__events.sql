@@ -1,0 +1,18 @@
+-- One row per Klaviyo event, timestamps in UTC.
+with
+
+events as (
+    {{ source_columns('raw_klaviyo', 'events') }}
+),
+
+final as (
+    select
+        id as event_id,
+        profile_id,
+        metric_name,
+        timezone('UTC', datetime) as occurred_at,
+        event_properties___message as campaign_id
+    from events
+)
+
+select * from final
