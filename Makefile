@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# the venv's tools (dbt for dagster-dbt's manifest preparation) come first, activated or not
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install manifest demo test ui lint clean
 

@@ -92,6 +92,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not (paths.sandbox_dir() / "world" / "meta.json").exists():
         _generate(args)
     prepare_dagster_home()
+    print(f"running the nightly job on {paths.warehouse_path()} …", flush=True)
     report = run_nightly()
     print(report.render())
     return 0 if report.success else 1
