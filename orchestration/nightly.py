@@ -23,11 +23,14 @@ class NightlyReport:
     seconds: float
     warehouse: Path
     rows_per_schema: dict[str, int] = field(default_factory=dict)
+    assets_materialized: set[str] = field(default_factory=set)
+    assets_selected: set[str] = field(default_factory=set)
     checks_passed: int = 0
     failed_checks: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [f"nightly run {'succeeded' if self.success else 'FAILED'} in {self.seconds:.1f} s"]
+        lines.append(f"  assets: {len(self.assets_materialized)} of {len(self.assets_selected)} materialised")
         lines += [f"  {schema:<13} {rows:>12,} rows" for schema, rows in self.rows_per_schema.items()]
         lines.append(f"  checks: {self.checks_passed} passed, {len(self.failed_checks)} failed")
         lines += [f"    failed: {name}" for name in self.failed_checks]
@@ -73,6 +76,10 @@ def run_nightly(instance: dg.DagsterInstance | None = None, log_level: str = "WA
         success=result.success,
         seconds=time.perf_counter() - started,
         warehouse=paths.warehouse_path(),
+        assets_materialized={
+            event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+        },
+        assets_selected={key.to_user_string() for key in job.asset_layer.selected_asset_keys},
         checks_passed=sum(evaluation.passed for evaluation in evaluations),
         failed_checks=sorted(
             f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"

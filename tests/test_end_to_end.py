@@ -29,8 +29,10 @@ def warehouse(nightly: NightlyReport):
 
 def test_nightly_job_succeeds_with_every_check_passing(nightly: NightlyReport) -> None:
     assert nightly.success
+    assert nightly.assets_materialized == nightly.assets_selected
+    assert "marts/customer_360" in nightly.assets_materialized
     assert nightly.failed_checks == []
-    assert nightly.checks_passed >= 10
+    assert nightly.checks_passed >= 50
     for schema in ("raw_shopify", "raw_klaviyo", "raw_ga4", "staging", "marts", "audit"):
         assert nightly.rows_per_schema[schema] > 0, schema
     rendered = nightly.render()
@@ -73,3 +75,21 @@ def test_closed_funnel_equals_ground_truth(warehouse, truth: dict) -> None:
     sums = ", ".join(f"sum({step}_sessions)" for step in STEPS)
     totals = warehouse.execute(f"select {sums} from marts.fct_funnel_daily").fetchone()
     assert dict(zip(STEPS, totals, strict=True)) == truth["ga4"]["funnel"]
+
+
+def test_funnel_per_day_device_and_channel_equals_ground_truth(warehouse, world: Path) -> None:
+    truth = warehouse.execute(
+        f"select date, device, channel, step, sessions from read_csv('{world / 'truth' / 'funnel_daily.csv'}') "
+        "where sessions > 0"
+    ).fetchall()
+    columns = ", ".join(f"('{step}', {step}_sessions)" for step in STEPS)
+    marts = warehouse.execute(
+        f"""
+        select session_date, device_category, channel, step, reached
+        from marts.fct_funnel_daily,
+            lateral (select * from (values {columns}) as steps(step, reached))
+        where reached > 0
+        """
+    ).fetchall()
+    assert len(truth) > 100
+    assert sorted(marts) == sorted(truth)

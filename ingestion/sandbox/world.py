@@ -189,6 +189,7 @@ P_CART_AFTER_VIEW = 0.62
 P_VIEW_BEFORE_BUYING = 0.9
 CASUAL_STEPS = {"begin": 0.55, "ship": 0.85, "buy": 0.9}
 INTENT_STEPS = {"begin": 0.97, "ship": 0.95, "buy": 0.93}
+TEST_STEPS = {"begin": 1.0, "ship": 1.0, "buy": 1.0}  # staff testing the checkout always finish
 P_PAY_FREE_SHIPPING = 0.75
 P_PAY_PAID_SHIPPING = 0.35
 P_EXPRESS_SHIPPING = 0.08
@@ -264,13 +265,6 @@ FIRST_VISIT_CHANNELS = Weighted(
 RETURN_VISIT_CHANNELS = Weighted(
     (("direct", 0.35), ("organic_search", 0.3), ("paid_search", 0.2), ("social", 0.15))
 )
-CHANNEL_BY_MEDIUM = {
-    "organic": "organic_search",
-    "cpc": "paid_search",
-    "email": "email",
-    "social": "social",
-    "(none)": "direct",
-}
 REFERRERS = {
     "organic_search": "https://www.google.com/",
     "paid_search": "https://www.google.com/",
@@ -778,9 +772,7 @@ class Rhythm:
     def hour_choice(self, day_number: int) -> Weighted:
         choice = self._hour_choice.get(day_number)
         if choice is None:
-            choice = self._hour_choice[day_number] = Weighted(
-                tuple(zip(range(24), self.day_weights(day_number)))
-            )
+            choice = self._hour_choice[day_number] = Weighted(tuple(enumerate(self.day_weights(day_number))))
         return choice
 
     def month_bound(self, ts: float) -> tuple[int, float]:
@@ -886,13 +878,6 @@ def spaced_phone(phone: str) -> str:
     """`+4791234567` written as `+47 912 34 567`."""
     prefix, rest = phone[:3], phone[3:]
     return f"{prefix} {rest[:3]} {rest[3:5]} {rest[5:]}".strip()
-
-
-def is_valid_email(email: str | None) -> bool:
-    if not email:
-        return False
-    local, at, domain = email.strip().partition("@")
-    return bool(local) and at == "@" and "@" not in domain and "." in domain and not domain.startswith(".")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1300,7 +1285,6 @@ class Visit:
     """What one web session led to."""
 
     order: Order | None = None
-    reached_shipping: bool = False
     failed_step: str | None = None
 
 
@@ -1526,7 +1510,6 @@ class Life:
         self.pushed = 0
         self.now = 0
         self.used_seconds: set[tuple[int, int]] = set()
-        self.ga4_count = 0
         self.accounts: list[CustomerRec] = []
         self.guest: CustomerRec | None = None
         self.pos_customer: CustomerRec | None = None
@@ -1809,11 +1792,11 @@ class Life:
         campaign: Campaign | None = None,
     ) -> None:
         visit = self.web_session(ts, channel, campaign=campaign, basket=basket, code=code)
-        if visit.order is None and visit.failed_step and retry < MAX_RETRIES:
-            if self.rng.random() < RETRY_AFTER_ABANDON:
-                code = COMEBACK_CODE if self.rng.random() < COMEBACK_CODE_ON_RETRY else code
-                later = self.preferred_time(self.world.online, ts, 1 + self.rng.randrange(3))
-                self.at(later, ATTEMPT, (basket, retry + 1, code))
+        gives_up = visit.order is not None or not visit.failed_step or retry >= MAX_RETRIES
+        if not gives_up and self.rng.random() < RETRY_AFTER_ABANDON:
+            code = COMEBACK_CODE if self.rng.random() < COMEBACK_CODE_ON_RETRY else code
+            later = self.preferred_time(self.world.online, ts, 1 + self.rng.randrange(3))
+            self.at(later, ATTEMPT, (basket, retry + 1, code))
 
     def on_pos_visit(self, ts: int, _: object) -> None:
         if self.stopped(ts):
@@ -1991,7 +1974,7 @@ class Life:
                     value=variant.price * quantity,
                 )
             cart = list(basket)
-            steps = INTENT_STEPS if not self.is_test else {"begin": 1.0, "ship": 1.0, "buy": 1.0}
+            steps = TEST_STEPS if self.is_test else INTENT_STEPS
         else:
             for _ in range(int(rng.expovariate(0.8))):
                 category = rng.choice(self.interests)
@@ -2054,7 +2037,6 @@ class Life:
             value=subtotal,
             extra=("shipping_tier", shipping[0]),
         )
-        visit.reached_shipping = True
         pay = 1.0 if self.is_test else (P_PAY_FREE_SHIPPING if shipping[1] == 0 else P_PAY_PAID_SHIPPING)
         if rng.random() >= pay:
             visit.failed_step = "add_shipping_info"
@@ -3099,11 +3081,10 @@ class SessionEvents:
                 life.ga4_user_ids.add(user)
             line = (
                 f'{head}{ts},"event_name":"{name}",{params_head}{params}],{who}'
-                f'{"null" if user is None else chr(34) + user + chr(34)}{context}{ecommerce},"items":[{items}],'
-                '"platform":"WEB"}'
+                f"{'null' if user is None else chr(34) + user + chr(34)}{context}{ecommerce},"
+                f'"items":[{items}],"platform":"WEB"}}'
             )
-            life.ga4_count += 1
-            key = f"{ts:017d}{life.index:08d}{life.ga4_count:07d}"
+            key = f"{ts:017d}"  # equal timestamps sort by line: still one fixed order
             rows.append((key, line))
             if rng.random() < DUPLICATE_EVENT_SHARE:
                 rows.append((key, line))  # the same event sent twice
@@ -3335,7 +3316,7 @@ def _summary(world: WorldSpec, tally: Tally, ga4_files: int) -> dict:
             "duplicate_events": tally.ga4_duplicates,
             "sessions": tally.sessions,
             "web_orders_without_ga4_purchase": orders["web_without_ga4_purchase"],
-            "funnel": dict(zip(FUNNEL_STEPS, funnel_totals)),
+            "funnel": dict(zip(FUNNEL_STEPS, funnel_totals, strict=True)),
         },
         "people": {
             "total": len(people),
@@ -3420,12 +3401,12 @@ def _write_spooled(args: tuple) -> None:
         _write_spooled_jsonl(target, spools, number_orders=kind == "orders")
 
 
-SPOOL_FILES = {
-    "customers": "world/shopify/customers.jsonl",
+SPOOL_FILES = {  # biggest first, so parallel writers finish together
+    "events": "world/klaviyo/events.jsonl",
     "orders": "world/shopify/orders.jsonl",
     "checkouts": "world/shopify/checkouts.jsonl",
+    "customers": "world/shopify/customers.jsonl",
     "profiles": "world/klaviyo/profiles.jsonl",
-    "events": "world/klaviyo/events.jsonl",
 }
 
 
@@ -3464,13 +3445,15 @@ def _run_in_processes(jobs: list[tuple[str, tuple]], folder: Path, workers: int)
             running.append(
                 (job_file, subprocess.Popen([sys.executable, "-c", command, str(job_file)], env=env))
             )
-        job_file, process = running.pop(0)
-        if process.wait() != 0:
-            for _, other in running:
-                other.kill()
-            raise RuntimeError(
-                f"world generator worker {job_file.name} failed with exit code {process.returncode}"
-            )
+        time.sleep(0.05)
+        for job_file, process in [job for job in running if job[1].poll() is not None]:
+            running.remove((job_file, process))
+            if process.returncode != 0:
+                for _, other in running:
+                    other.kill()
+                raise RuntimeError(
+                    f"world generator worker {job_file.name} failed: exit code {process.returncode}"
+                )
     return [pickle.loads(f.with_suffix(".result").read_bytes()) for f in job_files]
 
 
@@ -3495,12 +3478,13 @@ def _draw_and_spool(world: WorldSpec, building: Path, workers: int) -> Tally:
     tally = Tally()
     for share_tally in _run_in_processes(shares, building / "jobs", workers):
         tally.merge(share_tally)
+    ga4_runs = 2 * workers
     writes = [
-        ("_write_spooled", (kind, folders, building / name, None)) for kind, name in SPOOL_FILES.items()
+        ("_write_spooled", ("ga4", folders, building / "ga4", (world.start_date, days[n::ga4_runs])))
+        for n in range(ga4_runs)
     ]
     writes += [
-        ("_write_spooled", ("ga4", folders, building / "ga4", (world.start_date, days[n::workers])))
-        for n in range(workers)
+        ("_write_spooled", (kind, folders, building / name, None)) for kind, name in SPOOL_FILES.items()
     ]
     _run_in_processes(writes, building / "jobs", workers)
     tally.people.sort()
@@ -3527,7 +3511,7 @@ def generate_world(
     """
     if customers < 1 or days < 1:
         raise ValueError(f"customers ({customers}) and days ({days}) must be at least 1")
-    as_of = as_of or dt.datetime.now(dt.timezone.utc).date()
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
     start_date = start_date or as_of - dt.timedelta(days=days)
     if start_date >= as_of or start_date < EARLIEST_START:
         raise ValueError(
