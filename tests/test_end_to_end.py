@@ -78,9 +78,9 @@ def test_closed_funnel_equals_ground_truth(warehouse, truth: dict) -> None:
 
 
 def test_funnel_per_day_device_and_channel_equals_ground_truth(warehouse, world: Path) -> None:
+    truth_csv = world / "truth" / "funnel_daily.csv"
     truth = warehouse.execute(
-        f"select date, device, channel, step, sessions from read_csv('{world / 'truth' / 'funnel_daily.csv'}') "
-        "where sessions > 0"
+        f"select date, device, channel, step, sessions from read_csv('{truth_csv}') where sessions > 0"
     ).fetchall()
     columns = ", ".join(f"('{step}', {step}_sessions)" for step in STEPS)
     marts = warehouse.execute(
