@@ -44,6 +44,17 @@ def _generate(args: argparse.Namespace) -> None:
     )
 
 
+def _advance(args: argparse.Namespace) -> None:
+    from ingestion.sandbox.world import advance_world
+
+    summary = advance_world(paths.sandbox_dir(), args.days)
+    shopify = summary["shopify"]
+    print(
+        f"sandbox world advanced to {summary['world']['as_of']}: {shopify['customers']['records']} Shopify "
+        f"customers, {shopify['orders']['records']} orders, {summary['ga4']['files']} GA4 daily files"
+    )
+
+
 def _serve(args: argparse.Namespace) -> None:
     from ingestion.sandbox.server import SandboxServer
 
@@ -114,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "generate", help="write a deterministic world and its ground truth"
     )
     add_world_options(generate)
+    advance = sandbox_commands.add_parser("advance", help="move the world forward (new and edited records)")
+    advance.add_argument("--days", type=int, default=1)
     serve = sandbox_commands.add_parser("serve", help="serve the world's Shopify and Klaviyo APIs")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8360)
@@ -125,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "sandbox":
-        (_generate if args.sandbox_command == "generate" else _serve)(args)
+        {"generate": _generate, "advance": _advance, "serve": _serve}[args.sandbox_command](args)
     elif args.command == "demo":
         return _demo(args)
     elif args.command == "dbt-parse":

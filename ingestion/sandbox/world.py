@@ -27,6 +27,13 @@ Advancing: `advance_world(root, days=K)` regenerates the world with `as_of + K` 
 size and `start_date`. `meta.json`'s `days` stays the size parameter ("`customers` people per
 `days` days"); the span actually covered is `span_days` (= `days` until the world is advanced).
 
+Big worlds are drawn by several worker processes, each living every n-th person and spooling its
+records by day on disk; the files are the same whatever the number of workers.
+
+Wire-format notes: GA4 integers (`event_timestamp`, `int_value`) are JSON numbers, not the strings
+BigQuery's own JSON export writes; Shopify line item, refund and transaction ids are int64 values
+above 2**53, like the ids of real shops can be.
+
 Definitions the ground truth uses
 ---------------------------------
 * Net revenue of an order: the README definition (0 for test, cancelled or malformed orders,
@@ -45,8 +52,10 @@ Definitions the ground truth uses
 * GA4 `events` counts the rows in the files including exact duplicates; `duplicate_events`
   counts the extra copies. `web_orders_without_ga4_purchase`: web orders whose id never appears
   as a purchase `transaction_id` (the buyer's device blocks the GA4 tag).
-* Klaviyo "Placed Order" mirrors the Shopify web orders (not malformed) of people who had a
-  profile when they ordered; `$event_id` is the order id.
+* Klaviyo: as with Klaviyo's Shopify integration, every Shopify customer with an email (except
+  the shop's test accounts and malformed records) becomes a profile, and every web order of
+  theirs that is not malformed becomes a "Placed Order" event (seconds later, so an order in the
+  last minute before `as_of` may not have one yet) with `$event_id` = the order id.
 """
 
 from __future__ import annotations
@@ -70,6 +79,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# ------------------------------------------------------------------------------------------------
+# Weighted choices (defined first: the constants below use it)
+# ------------------------------------------------------------------------------------------------
 
 
 class Weighted:
@@ -121,7 +134,7 @@ FREE_SHIPPING_FROM = 4_900  # cents, after discounts
 SHIPPING_STANDARD = ("Standard", 590)
 SHIPPING_EXPRESS = ("Express", 990)
 SHIPPING_FREE = ("Free shipping", 0)
-VAT_SHARE_OF_GROSS = (1, 5)  # 25 % VAT included in prices: tax = gross / 5
+VAT_DIVISOR = 5  # prices include 25 % VAT, so the tax is a fifth of the gross
 
 WEB_GATEWAYS = Weighted((("shopify_payments", 0.6), ("paypal", 0.2), ("klarna", 0.2)))
 POS_GATEWAYS = Weighted((("shopify_payments", 0.7), ("cash", 0.3)))
@@ -141,6 +154,15 @@ TEST_PERSON_EVERY, TEST_PERSON_OFFSET, TEST_PERSON_BELOW = 250, 3, 2_500
 MALFORMED_SIGNUP_EVERY, MALFORMED_SIGNUP_OFFSET = 200, 11
 MALFORMED_FIRST_ORDER_EVERY, MALFORMED_FIRST_ORDER_OFFSET = 200, 17
 MALFORMED_ORDER_SHARE = 0.004
+# People planted by index, so that even small worlds hold every rare case.
+PLANTED_ROLES_EVERY = 100
+PLANTED_ROLES = {
+    23: "dead_mailbox",  # a subscriber whose first campaign bounces
+    47: "unsubscriber",  # a subscriber who opens the first campaign and unsubscribes
+    61: "spam_complainer",  # a subscriber who marks the first campaign as spam
+    33: "duplicate_signup",  # a shopper who signs up early, then again under another way of writing the email
+    83: "duplicate_signup",
+}
 
 BROWSE_PER_DAY = {
     "shopper": 1 / 16,
@@ -171,7 +193,7 @@ POPUP_SUBSCRIBE_SHARE = {"shopper": 0.3, "subscriber": 1.0}
 ACCEPTS_MARKETING_AT_CHECKOUT = 0.4
 OMNICHANNEL_SHARE = 0.15
 POS_DETAIL_WEIGHTS = Weighted((("walk_in", 0.4), ("phone", 0.35), ("email", 0.25)))
-POS_PROFILE_SHARE = 0.5
+POS_SIGNUP_SHARE = 0.35  # of store customers who give an email
 CASHIER_LOOKS_UP_CUSTOMER = 0.7
 PHONE_SHARE = 0.6
 SPACED_PHONE_SHARE = 0.35
@@ -199,6 +221,10 @@ CANCEL_SHARE = 0.03
 REFUND_SHARE = 0.07
 PARTIAL_REFUND_SHARE = 0.6
 FAILED_REFUND_ATTEMPT_SHARE = 0.12
+GOODWILL_REFUND_SHARE = (0.2, 0.5)  # of the total, when a partial refund has no item to take back
+# Every PLANTED_FATE_EVERY-th person's first eligible order meets this fate, so small worlds have them.
+PLANTED_FATE_EVERY = 40
+PLANTED_ORDER_FATES = {9: "cancel", 19: "partial_refund", 29: "full_refund"}
 REPLENISH_LOYALTY = 0.75
 REPLENISH_NOISE = 0.12  # sigma of the lognormal factor on a product's cycle
 COMPLEMENT_SHARE = 0.4
@@ -656,7 +682,7 @@ def _black_friday(year: int) -> dt.date:
 
 # Seasonality: November/December peak, Black Friday weekend through Cyber Monday on top.
 MONTH_FACTOR = (0.8, 0.8, 0.9, 0.95, 1.0, 0.95, 0.8, 0.85, 0.95, 1.0, 1.45, 1.6)
-BLACK_FRIDAY_FACTOR = 2.0
+BLACK_FRIDAY_FACTOR = 3.0
 CHRISTMAS_RUSH = (10, 20, 1.3)  # December days with extra demand
 CHRISTMAS_CALM = (24, 26, 0.4)
 
@@ -825,6 +851,10 @@ def store_rhythm() -> Rhythm:
 def money(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def vat_of(gross_cents: int) -> int:
+    return gross_cents // VAT_DIVISOR
 
 
 def money_number(cents: int) -> float:
@@ -1295,6 +1325,8 @@ class Visit:
 
 @dataclass
 class WorldSpec:
+    """What every life shares: the world's size and span, the catalogue, the campaigns, the ids."""
+
     seed: int
     customers: int
     days: int
@@ -1520,6 +1552,7 @@ class Life:
         self.replenish_due: dict[int, int] = {}
         self.cookies: list[str] = []
         self.ga4_user_ids: set[str] = set()
+        self.ga4_cookies: set[str] = set()  # the cookies GA4 saw (not those behind an ad blocker)
         self.visits_left = 0
         self._draw_person()
 
@@ -1527,12 +1560,16 @@ class Life:
 
     def _draw_person(self) -> None:
         rng, index = self.rng, self.index
+        self.role = PLANTED_ROLES.get(index % PLANTED_ROLES_EVERY)
+        self.planted_fate = PLANTED_ORDER_FATES.get(index % PLANTED_FATE_EVERY)
         if index % TEST_PERSON_EVERY == TEST_PERSON_OFFSET and index < TEST_PERSON_BELOW:
             kind = "test"
         elif index % MALFORMED_SIGNUP_EVERY == MALFORMED_SIGNUP_OFFSET:
             kind = "malformed"
         elif index % MALFORMED_FIRST_ORDER_EVERY == MALFORMED_FIRST_ORDER_OFFSET:
             kind = "shopper"
+        elif self.role is not None:
+            kind = "shopper" if self.role == "duplicate_signup" else "subscriber"
         else:
             kind = KIND_WEIGHTS.draw(rng)
         self.kind = kind
@@ -1564,16 +1601,20 @@ class Life:
         if kind in ("shopper", "store", "subscriber"):
             self.stop_at = self.raw_arrival + rng.expovariate(1 / MEAN_DAYS_UNTIL_STOP) * DAY
         self.one_time = kind in ("shopper", "store") and rng.random() < ONE_TIME_BUYER_SHARE
-        self.guest_only = rng.random() < GUEST_ONLY_SHARE
-        self.signs_up_early = kind == "shopper" and not self.guest_only and rng.random() < EARLY_SIGNUP_SHARE
-        self.signs_up_twice = rng.random() < DUPLICATE_SIGNUP_SHARE
+        duplicate_signup = self.role == "duplicate_signup"
+        self.guest_only = not duplicate_signup and rng.random() < GUEST_ONLY_SHARE
+        self.signs_up_early = duplicate_signup or (
+            kind == "shopper" and not self.guest_only and rng.random() < EARLY_SIGNUP_SHARE
+        )
+        self.signs_up_twice = rng.random() < DUPLICATE_SIGNUP_SHARE or duplicate_signup
         self.popup = rng.random() < POPUP_SUBSCRIBE_SHARE.get(kind, 0.0)
         self.accepts_marketing = rng.random() < ACCEPTS_MARKETING_AT_CHECKOUT
         self.omnichannel = kind == "shopper" and code == "NO" and rng.random() < OMNICHANNEL_SHARE
         self.pos_detail = POS_DETAIL_WEIGHTS.draw(rng) if kind == "store" else None
         if kind == "visitor" or (kind == "store" and self.pos_detail != "email"):
             self.email = None  # never tells the shop who they are
-        self.account_email = self._written(VARIANT_EMAIL_IN_ACCOUNT)
+        # Staff type their test addresses exactly; customers sometimes don't.
+        self.account_email = self.email if self.is_test else self._written(VARIANT_EMAIL_IN_ACCOUNT)
         self.store_id = next(
             i for i, name in STORES.items() if name.startswith("Bergen" if city == "Bergen" else "Oslo")
         )
@@ -1836,7 +1877,7 @@ class Life:
         if profile is None or not profile.can_receive_at(ts):
             return
         rng = self.rng
-        if rng.random() < BOUNCE_SHARE:
+        if rng.random() < BOUNCE_SHARE or self.role == "dead_mailbox":
             self.klaviyo_event(
                 ts + rng.randrange(600),
                 "Bounced Email",
@@ -1846,20 +1887,22 @@ class Life:
             return
         received = ts + rng.randrange(600)
         self.klaviyo_event(received, "Received Email", self.email_properties(campaign))
-        if rng.random() < SPAM_SHARE:
+        if rng.random() < SPAM_SHARE or self.role == "spam_complainer":
             marked = received + rng.randrange(60, 2 * DAY)
             self.klaviyo_event(marked, "Marked Email as Spam", self.email_properties(campaign))
             profile.consent.append((marked, "UNSUBSCRIBED", "SPAM_COMPLAINT", None))
             profile.suppressions.append((marked, "SPAM_COMPLAINT"))
             return
         open_rate = self.open_rate * (OPEN_AFTER_STOP_FACTOR if self.stopped(ts) else 1.0)
-        if rng.random() >= open_rate:
+        opens = rng.random() < open_rate
+        unsubscribes = self.role == "unsubscriber" or (opens and rng.random() < UNSUBSCRIBE_GIVEN_OPEN)
+        if not opens and not unsubscribes:
             return
         opened = received + 30 + int(min(rng.expovariate(1 / (5 * HOUR)), 3 * DAY))
         self.klaviyo_event(opened, "Opened Email", self.email_properties(campaign))
         if rng.random() < CLICK_GIVEN_OPEN:
             self.at(opened + rng.randrange(10, 300), CLICK, campaign)
-        if rng.random() < UNSUBSCRIBE_GIVEN_OPEN:
+        if unsubscribes:
             left = opened + rng.randrange(20, 400)
             self.klaviyo_event(left, "Unsubscribed", self.email_properties(campaign))
             profile.consent.append((left, "UNSUBSCRIBED", "UNSUBSCRIBE", "campaign_footer_link"))
@@ -2240,6 +2283,8 @@ class Life:
                 record.malformed = "created_at is not a date"
             record.mirrors_consent = False
         self.records.append(record)
+        if email is not None and not record.malformed and not self.is_test:
+            self.sync_profile(ts, email)
         if state == "enabled":
             self.accounts.append(record)
             if (
@@ -2325,12 +2370,16 @@ class Life:
             browser_ip=ip,
             token=f"{self.ids.getrandbits(128):032x}",
         )
-        if source == "web" and not self.is_test and not malformed and rng.random() < CANCEL_SHARE:
+        eligible = not self.is_test and not malformed
+        fate = self.planted_fate if eligible and (source == "web" or self.planted_fate != "cancel") else None
+        if fate is not None:
+            self.planted_fate = None
+        if source == "web" and eligible and (fate == "cancel" or rng.random() < CANCEL_SHARE):
             order.cancelled = (ts + rng.randrange(600, 36 * HOUR), CANCEL_REASONS.draw(rng))
         if order.cancelled is None:
             order.fulfilled = ts if source == "pos" else ts + rng.randrange(6 * HOUR, 72 * HOUR)
-            if not self.is_test and not malformed and rng.random() < REFUND_SHARE:
-                order.refunds.append(self.draw_refund(order))
+            if eligible and (fate in ("partial_refund", "full_refund") or rng.random() < REFUND_SHARE):
+                order.refunds.append(self.draw_refund(order, fate))
         self.orders.append(order)
         if record is not None:
             record.orders.append(order)
@@ -2342,11 +2391,17 @@ class Life:
             self.stop_at = min(self.stop_at, ts + 1)
         return order
 
-    def draw_refund(self, order: Order) -> Refund:
+    def draw_refund(self, order: Order, fate: str | None) -> Refund:
+        """A refund some days after fulfilment: items sent back, a goodwill amount, or everything."""
         rng = self.rng
         created = order.fulfilled + rng.randrange(2 * DAY, 30 * DAY)
         refund_id = order.id * 16 + 8
-        if rng.random() < PARTIAL_REFUND_SHARE and (len(order.lines) > 1 or order.lines[0].quantity > 1):
+        failed_first = fate == "partial_refund" or rng.random() < FAILED_REFUND_ATTEMPT_SHARE
+        partial = fate == "partial_refund" or (fate is None and rng.random() < PARTIAL_REFUND_SHARE)
+        if partial and len(order.lines) == 1 and order.lines[0].quantity == 1:
+            amount = round(order.total * rng.uniform(*GOODWILL_REFUND_SHARE))
+            return Refund(refund_id, created, [], amount, failed_first)  # no item comes back
+        if partial:
             line = rng.choice(order.lines)
             quantity = 1 if line.quantity > 1 and rng.random() < 0.5 else line.quantity
             subtotal = (line.variant.price * line.quantity - line.discount) * quantity // line.quantity
@@ -2358,7 +2413,7 @@ class Life:
                 for line in order.lines
             ]
             amount = order.total
-        return Refund(refund_id, created, refunded, amount, rng.random() < FAILED_REFUND_ATTEMPT_SHARE)
+        return Refund(refund_id, created, refunded, amount, failed_first)
 
     def plan_replenishment(self, order: Order) -> None:
         rng = self.rng
@@ -2371,15 +2426,24 @@ class Life:
                 self.replenish_due[product.id] = due
                 self.at(due, REPLENISH, (product.id, due))
 
+    def sync_profile(self, ts: int, email: str | None) -> Profile:
+        """Klaviyo's Shopify integration: a customer with an email becomes a profile seconds later.
+
+        The profile keeps the address as typed in Shopify, or another way of writing it.
+        """
+        if self.profile is None:
+            typed = email if email and self.rng.random() >= VARIANT_EMAIL_IN_PROFILE else None
+            self.new_profile(ts + self.rng.randrange(5, 60), typed or self._written(VARIANT_EMAIL_IN_PROFILE))
+        return self.profile
+
     def sync_to_klaviyo(self, order: Order) -> None:
-        """Klaviyo's Shopify integration: a profile for a new buyer, and a Placed Order event."""
-        rng = self.rng
-        synced = order.created + rng.randrange(5, 60)
-        profile = self.profile
-        if profile is None:
-            typed = order.email if order.email and rng.random() >= VARIANT_EMAIL_IN_PROFILE else None
-            profile = self.new_profile(synced, typed or self._written(VARIANT_EMAIL_IN_PROFILE))
-            if self.accepts_marketing:
+        """A web order reaches Klaviyo: consent ticked at checkout, and a Placed Order event."""
+        profile = self.sync_profile(order.created, order.email)
+        synced = max(order.created + self.rng.randrange(5, 60), profile.created)
+        first_web_order = not any(o.source == "web" for o in self.orders[:-1])
+        if self.accepts_marketing and first_web_order:
+            state = profile.consent_at(synced)
+            if state is not None and state[1] == "NEVER_SUBSCRIBED":
                 profile.consent.append((synced, "SUBSCRIBED", "SHOPIFY_CHECKOUT", "checkout_checkbox"))
         if order.malformed:
             return
@@ -2407,10 +2471,10 @@ class Life:
             if self.pos_customer is None:
                 email = self._written(VARIANT_EMAIL_TYPED_AT_CHECKOUT) if self.pos_detail == "email" else None
                 self.pos_customer = self.new_customer(ts, email, "disabled", tags="pos")
-                if email and rng.random() < POS_PROFILE_SHARE:
-                    profile = self.new_profile(ts + 30, self._written(VARIANT_EMAIL_IN_PROFILE))
-                    if rng.random() < 0.6:
-                        profile.consent.append((ts + 30, "SUBSCRIBED", "POS", "in_store_signup"))
+                if self.profile is not None and rng.random() < POS_SIGNUP_SHARE:
+                    self.profile.consent.append(
+                        (self.profile.created, "SUBSCRIBED", "POS", "in_store_signup")
+                    )
             record = self.pos_customer
         elif self.accounts and rng.random() < CASHIER_LOOKS_UP_CUSTOMER:
             record = self.accounts[0]
@@ -2490,7 +2554,7 @@ class Life:
             identities.add(("shopify", "email", checkout.email))
         if self.profile is not None and self.profile.created < end:
             self.render_profile(self.profile, end, identities)
-        for cookie in self.cookies:
+        for cookie in self.ga4_cookies:
             identities.add(("ga4", "user_pseudo_id", cookie))
         for user_id in self.ga4_user_ids:
             identities.add(("ga4", "user_id", user_id))
@@ -2646,7 +2710,7 @@ class Life:
             "total_price": money(total),
             "subtotal_price": money(order.line_items_total - order.discounts_total),
             "total_discounts": money(order.discounts_total),
-            "total_tax": money(total * VAT_SHARE_OF_GROSS[0] // VAT_SHARE_OF_GROSS[1]),
+            "total_tax": money(vat_of(total)),
             "total_line_items_price": money(order.line_items_total),
             "taxes_included": True,
             "shipping_lines": shipping_lines,
@@ -2745,7 +2809,7 @@ class Life:
                     "line_item_id": line.id,
                     "quantity": quantity,
                     "subtotal": money(subtotal),
-                    "total_tax": money(subtotal // 5),
+                    "total_tax": money(vat_of(subtotal)),
                     "restock_type": "return",
                 }
                 for n, (line, quantity, subtotal) in enumerate(refund.lines)
@@ -2759,7 +2823,7 @@ class Life:
         return {
             "id": checkout.id,
             "token": checkout.token,
-            "cart_token": f"{checkout.token[:24]}",
+            "cart_token": checkout.token[:24],
             "email": checkout.email,
             "gateway": None,
             "buyer_accepts_marketing": False,
@@ -2796,7 +2860,7 @@ class Life:
             "total_line_items_price": money(gross),
             "subtotal_price": money(gross),
             "total_price": money(total),
-            "total_tax": money(total // 5),
+            "total_tax": money(vat_of(total)),
             "abandoned_checkout_url": f"{SHOP_URL}/checkouts/{checkout.token}/recover",
             "customer": self.order_customer_json(checkout.customer),
         }
@@ -3023,8 +3087,9 @@ class SessionEvents:
         gap: int | None = None,
     ) -> int:
         """Append an event `gap` seconds (default 8-90) after the previous one; returns its timestamp (µs)."""
-        r = self.life.rng.random()
-        step = (8 + int(r * 82) if gap is None else gap) * 1_000_000 + 1 + int(r * 997_001) % 1_000
+        random_ = self.life.rng.random
+        seconds = 8 + int(random_() * 82) if gap is None else gap
+        step = seconds * 1_000_000 + 1 + int(random_() * 999)  # µs apart, so events keep their order
         room = self.limit - self.cursor
         # Late at night the session speeds up instead of running into tomorrow.
         self.cursor += step if step < room // 2 else max(1, room // 50)
@@ -3042,7 +3107,7 @@ class SessionEvents:
             ecommerce_json = (
                 f'{{"transaction_id":"{ecommerce.id}","purchase_revenue":{money(ecommerce.total)},'
                 f'"shipping_value":{money(ecommerce.shipping[1] if ecommerce.shipping else 0)},'
-                f'"tax_value":{money(ecommerce.total // 5)},"total_item_quantity":{quantity},'
+                f'"tax_value":{money(vat_of(ecommerce.total))},"total_item_quantity":{quantity},'
                 f'"unique_items":{len(ecommerce.lines)}}}'
             )
         user = self.device.logged_in
@@ -3074,6 +3139,7 @@ class SessionEvents:
         context = (
             f',"device":{device.device_json},"geo":{life.geo_json},"traffic_source":{traffic},"ecommerce":'
         )
+        life.ga4_cookies.add(device.cookie)
         rows: list[tuple[str, str]] = []
         step = 0
         for ts, name, params, items, ecommerce, user in self.rows:
@@ -3210,29 +3276,47 @@ def _klaviyo_shop_records(world: WorldSpec) -> tuple[list[str], list[str], list[
     )
 
 
-def _write_truth(folder: Path, world: WorldSpec, tally: Tally, summary: dict) -> None:
-    _write_text(folder / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+def _csv_text(header: tuple[str, ...], rows: object) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("source", "id_type", "identifier", "person_id"))
-    writer.writerows(row.split("\t") for row in sorted(tally.identities))
-    _write_gzip(folder / "identities.csv.gz", buffer.getvalue().encode("utf-8"))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(PEOPLE_COLUMNS)
-    writer.writerows(tally.people)
-    _write_gzip(folder / "people.csv.gz", buffer.getvalue().encode("utf-8"))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("date", "device", "channel", "step", "sessions"))
-    groups = sorted({key[:3] for key, n in tally.funnel.items() if key[3] == 0})
-    for day, device, channel in groups:
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _funnel_rows(world: WorldSpec, tally: Tally) -> list[tuple]:
+    """Every step of every (day, device, channel) that had a session viewing an item."""
+    rows = []
+    for day, device, channel in sorted({key[:3] for key in tally.funnel if key[3] == 0}):
         date = (world.start_date + dt.timedelta(days=day)).isoformat()
         for step, name in enumerate(FUNNEL_STEPS):
-            writer.writerow((date, device, channel, name, tally.funnel.get((day, device, channel, step), 0)))
-    _write_text(folder / "funnel_daily.csv", buffer.getvalue())
+            rows.append((date, device, channel, name, tally.funnel.get((day, device, channel, step), 0)))
+    return rows
 
 
+def _write_truth(folder: Path, world: WorldSpec, tally: Tally, summary: dict) -> None:
+    _write_text(folder / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    identities = (row.split("\t") for row in sorted(tally.identities))
+    identities_csv = _csv_text(("source", "id_type", "identifier", "person_id"), identities)
+    _write_gzip(folder / "identities.csv.gz", identities_csv.encode("utf-8"))
+    _write_gzip(folder / "people.csv.gz", _csv_text(PEOPLE_COLUMNS, tally.people).encode("utf-8"))
+    funnel_csv = _csv_text(("date", "device", "channel", "step", "sessions"), _funnel_rows(world, tally))
+    _write_text(folder / "funnel_daily.csv", funnel_csv)
+
+
+PLANTED_COUNTS = (  # how often each hard case occurs, for tests to size their expectations
+    "people_with_email_variants",
+    "people_with_duplicate_accounts",
+    "people_with_reset_cookies",
+    "guest_customers",
+    "phone_only_customers",
+    "pos_orders_without_customer",
+    "full_refunds",
+    "partial_refunds",
+    "failed_refund_transactions",
+    "consent_withdrawn",
+    "people_stopped_buying",
+)
 PEOPLE_COLUMNS = (
     "person_id",
     "kind",
@@ -3320,8 +3404,8 @@ def _summary(world: WorldSpec, tally: Tally, ga4_files: int) -> dict:
         },
         "people": {
             "total": len(people),
-            "test": sum(row[2] for row in people),
-            "churned": sum(row[19] for row in people),
+            "test": sum(row[PEOPLE_COLUMNS.index("is_test")] for row in people),
+            "churned": sum(row[PEOPLE_COLUMNS.index("churned")] for row in people),
         },
         "malformed": sorted(tally.malformed, key=lambda m: (m["table"], m["id"])),
         "planted": {
@@ -3337,7 +3421,7 @@ def _summary(world: WorldSpec, tally: Tally, ga4_files: int) -> dict:
             ),
             "free_shipping_from": money(FREE_SHIPPING_FROM),
             "largest_funnel_drop": "add_shipping_info→add_payment_info",
-            **{key: tally.planted[key] for key in sorted(tally.planted)},
+            **{key: tally.planted[key] for key in PLANTED_COUNTS},
         },
     }
 
