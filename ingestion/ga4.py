@@ -5,11 +5,17 @@ or ``s3://``) and read into Arrow tables, one per file: bulk data never passes t
 dict a row. The nested ``event_params`` and ``items`` are kept as they are; dbt staging unnests them.
 A day's rows are replaced as a whole (delete-insert on ``event_date``), because GA4 rewrites a
 daily table while late events arrive.
+
+Which files load: new files, files whose modification time changed (a re-export), and always the
+newest ``reload_days`` days already loaded, since GA4 keeps rewriting a day for up to three days. The
+files loaded and their modification times are kept in the resource's dlt state, which dlt stores in
+the warehouse, so a run that starts with no local state still knows them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import dlt
 import pyarrow as pa
@@ -85,20 +91,51 @@ def read_export_file(file: FileItemDict) -> pa.Table:
         raise ValueError(f"GA4 export file {file['file_name']}: {error}") from error
 
 
-@dlt.transformer(
-    name="events",
-    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-    merge_key="event_date",
-)
-def events(files: list[FileItemDict]) -> Iterator[pa.Table]:
-    """GA4 events, one Arrow table per daily export file; a re-exported day replaces its rows."""
-    for file in files:
-        yield read_export_file(file)
+def export_date(file_name: str) -> date:
+    """The day an export file holds, from its name ``events_YYYYMMDD…``."""
+    stem = file_name.rsplit("/", 1)[-1]
+    try:
+        return date(int(stem[7:11]), int(stem[11:13]), int(stem[13:15]))
+    except ValueError:
+        raise ValueError(f"GA4 export file {file_name}: name is not events_YYYYMMDD") from None
+
+
+def files_to_load(files: list[FileItemDict], loaded: dict[str, str], reload_days: int) -> list[FileItemDict]:
+    """New or re-exported files, and every file of the newest ``reload_days`` days already loaded."""
+    newest_loaded = max((export_date(name) for name in loaded), default=None)
+    reload_from = newest_loaded - timedelta(days=reload_days - 1) if newest_loaded else None
+    return [
+        file
+        for file in files
+        if loaded.get(file["file_name"]) != str(file["modification_date"])
+        or (reload_from is not None and export_date(file["file_name"]) >= reload_from)
+    ]
+
+
+def make_events_transformer(reload_days: int):
+    """The ``events`` transformer: reads the export files the listing resource passes to it."""
+
+    @dlt.transformer(
+        name="events",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        merge_key="event_date",
+    )
+    def events(files: list[FileItemDict]) -> Iterator[pa.Table]:
+        """GA4 events, one Arrow table per daily export file; a re-exported day replaces its rows."""
+        loaded: dict[str, str] = dlt.current.resource_state().setdefault("loaded_files", {})
+        for file in files_to_load(files, loaded, reload_days):
+            yield read_export_file(file)
+            loaded[file["file_name"]] = str(file["modification_date"])
+
+    return events
 
 
 @dlt.source(name="ga4")
-def ga4_source(bucket_url: str = dlt.config.value, file_glob: str = settings.GA4_FILE_GLOB):
-    """GA4 export files under ``bucket_url``; only new or re-exported files are read on each run."""
+def ga4_source(
+    bucket_url: str = dlt.config.value,
+    file_glob: str = settings.GA4_FILE_GLOB,
+    reload_days: int = settings.GA4_RELOAD_DAYS,
+):
+    """GA4 export files under ``bucket_url`` (a folder or an fsspec URL such as gs:// or s3://)."""
     files = filesystem(bucket_url=bucket_url, file_glob=file_glob)
-    files.apply_hints(incremental=dlt.sources.incremental("modification_date"))
-    return files | events
+    return files | make_events_transformer(reload_days)

@@ -3,26 +3,31 @@
 JSON:API resource objects are flattened to one row each: ``id``, the attributes, and the ids of
 related objects (``profile_id``, ``metric_id``); events carry their metric's name. Profiles and
 events are merged on ``id`` and incremental on ``updated`` / ``datetime``, so a re-run after a
-failed load never duplicates an event.
+failed load never duplicates an event. List memberships are replaced on every run, because the
+API does not tell which members left.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import dlt
-from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 
 from ingestion import settings
 from ingestion.cursors import parse_cursor
+from ingestion.http import ApiClient
 from ingestion.pii import without
+from ingestion.quarantine import quarantined
 
 
-def _client(base_url: str, api_key: str, revision: str) -> RESTClient:
-    return RESTClient(
-        base_url=base_url.rstrip("/"),
+def _client(base_url: str, api_key: str, revision: str) -> ApiClient:
+    return ApiClient(
+        base_url.rstrip("/"),
+        service="Klaviyo",
+        credential_setting="sources.klaviyo.api_key",
         headers={
             "Authorization": f"Klaviyo-API-Key {api_key}",
             "revision": revision,
@@ -49,20 +54,38 @@ def _since(cursor: dlt.sources.incremental, field: str) -> str | None:
     return f"greater-or-equal({field},{cursor.last_value.isoformat()})"
 
 
+def _with_cursor(row: dict[str, Any], field: str, table: str) -> Any:
+    """``row`` with its cursor parsed, or its quarantine row when the cursor is unusable."""
+    try:
+        row[field] = parse_cursor(row, field, f"klaviyo {table[:-1]}")
+    except ValueError as error:
+        return quarantined(table, row, str(error))
+    return row
+
+
+def _incremental(field: str, initial: datetime | None) -> dlt.sources.incremental:
+    return dlt.sources.incremental(field, initial_value=initial, on_cursor_value_missing="include")
+
+
 @dlt.source(name="klaviyo", max_table_nesting=3)
 def klaviyo_source(
     base_url: str = settings.KLAVIYO_BASE_URL,
     api_key: str = dlt.secrets.value,
     revision: str = settings.KLAVIYO_REVISION,
+    start_date: str | None = None,
 ):
-    """Klaviyo profiles, events, metrics, campaigns and lists."""
+    """Klaviyo profiles, events, metrics, campaigns, lists and list memberships.
+
+    ``start_date`` (ISO 8601) limits the first load to profiles updated and events since then.
+    """
     dlt.current.source_schema().remove_type_detection("iso_timestamp")
     client = _client(base_url, api_key, revision)
+    initial = parse_cursor({"start_date": start_date}, "start_date", "setting") if start_date else None
 
     @dlt.resource(primary_key="id", write_disposition="merge")
     def profiles(
-        updated_since: dlt.sources.incremental = dlt.sources.incremental("updated"),
-    ) -> Iterator[list[dict[str, Any]]]:
+        updated_since: dlt.sources.incremental = _incremental("updated", initial),
+    ) -> Iterator[list[Any]]:
         """Klaviyo profiles with email consent and zero-party properties, incremental on updated."""
         params = {
             "page[size]": settings.KLAVIYO_PROFILE_PAGE_SIZE,
@@ -77,14 +100,13 @@ def klaviyo_source(
             for resource in page:
                 row = without(_flatten(resource), settings.KLAVIYO_PROFILE_DROP)
                 row["location"] = without(row.get("location"), settings.KLAVIYO_LOCATION_DROP)
-                row["updated"] = parse_cursor(row, "updated", "klaviyo profile")
-                rows.append(row)
+                rows.append(_with_cursor(row, "updated", "profiles"))
             yield rows
 
     @dlt.resource(primary_key="id", write_disposition="merge")
     def events(
-        occurred_since: dlt.sources.incremental = dlt.sources.incremental("datetime"),
-    ) -> Iterator[list[dict[str, Any]]]:
+        occurred_since: dlt.sources.incremental = _incremental("datetime", initial),
+    ) -> Iterator[list[Any]]:
         """Klaviyo events (email engagement, orders) with their metric name, incremental on datetime."""
         params = {"page[size]": settings.KLAVIYO_EVENT_PAGE_SIZE, "sort": "datetime", "include": "metric"}
         if since := _since(occurred_since, "datetime"):
@@ -96,8 +118,7 @@ def klaviyo_source(
             for resource in body["data"]:
                 row = _flatten(resource)
                 row["metric_name"] = metric_names.get(row.get("metric_id"))
-                row["datetime"] = parse_cursor(row, "datetime", "klaviyo event")
-                rows.append(row)
+                rows.append(_with_cursor(row, "datetime", "events"))
             yield rows
 
     @dlt.resource(primary_key="id", write_disposition="merge")
@@ -119,4 +140,14 @@ def klaviyo_source(
         for page in client.paginate("/lists", data_selector="data"):
             yield [_flatten(resource) for resource in page]
 
-    return profiles, events, metrics, campaigns, lists
+    @dlt.resource(primary_key=("list_id", "profile_id"), write_disposition="replace")
+    def list_memberships() -> Iterator[list[dict[str, Any]]]:
+        """Which profile is on which list, replaced on every run (leavers are not reported)."""
+        for page in client.paginate("/lists", data_selector="data"):
+            for klaviyo_list in page:
+                path = f"/lists/{klaviyo_list['id']}/relationships/profiles"
+                params = {"page[size]": settings.KLAVIYO_MEMBERSHIP_PAGE_SIZE}
+                for members in client.paginate(path, params=params, data_selector="data"):
+                    yield [{"list_id": klaviyo_list["id"], "profile_id": member["id"]} for member in members]
+
+    return profiles, events, metrics, campaigns, lists, list_memberships

@@ -92,6 +92,23 @@ def _start_sandbox() -> None:
         _sandbox_server = server
 
 
+def stop_sandbox() -> None:
+    """Stop the fake APIs this process started (tests switch worlds; a run needs no call)."""
+    global _sandbox_server
+    with _sandbox_lock:
+        if _sandbox_server is not None:
+            _sandbox_server.stop()
+            _sandbox_server = None
+            for key in (
+                "SHOPIFY__SHOP_URL",
+                "SHOPIFY__ACCESS_TOKEN",
+                "KLAVIYO__BASE_URL",
+                "KLAVIYO__API_KEY",
+                "GA4__BUCKET_URL",
+            ):
+                os.environ.pop(f"SOURCES__{key}", None)
+
+
 _FACTORIES = {"shopify": shopify_source, "klaviyo": klaviyo_source, "ga4": ga4_source}
 
 # Settings for a source built only to describe its resources (asset definitions); never run.

@@ -8,11 +8,14 @@ KLAVIYO_BASE_URL = "https://a.klaviyo.com/api"
 KLAVIYO_REVISION = "2025-10-15"
 KLAVIYO_PROFILE_PAGE_SIZE = 100  # the API maximum for profiles
 KLAVIYO_EVENT_PAGE_SIZE = 200  # the API maximum for events
+KLAVIYO_MEMBERSHIP_PAGE_SIZE = 100  # the API maximum for list relationships
 
 # One warehouse schema (dlt dataset) per source system; the dbt sources read these names.
 DATASETS = {"shopify": "raw_shopify", "klaviyo": "raw_klaviyo", "ga4": "raw_ga4"}
 
 GA4_FILE_GLOB = "events_*.json.gz"
+# GA4 rewrites a daily export table for up to 3 days while late events arrive.
+GA4_RELOAD_DAYS = 3
 
 # Personal data no mart uses is dropped before it reaches the warehouse (GDPR data minimisation).
 # Emails and phones stay: they are the identifiers the customer 360 is stitched on.

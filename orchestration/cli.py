@@ -98,10 +98,14 @@ def prepare_dagster_home() -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from orchestration.nightly import run_nightly
-
     if not (paths.sandbox_dir() / "world" / "meta.json").exists():
         _generate(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestration.nightly import run_nightly
+
     prepare_dagster_home()
     print(f"running the nightly job on {paths.warehouse_path()} …", flush=True)
     report = run_nightly()
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="generate the sandbox world if absent and run the nightly job")
     add_world_options(demo)
+    commands.add_parser("run", help="run the nightly job now, in this process, and print its summary")
     commands.add_parser("dbt-parse", help="build the dbt manifest (needed before loading the definitions)")
     commands.add_parser("prepare-dagster-home", help="write $DAGSTER_HOME/dagster.yaml")
 
@@ -141,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         {"generate": _generate, "advance": _advance, "serve": _serve}[args.sandbox_command](args)
     elif args.command == "demo":
         return _demo(args)
+    elif args.command == "run":
+        return _run(args)
     elif args.command == "dbt-parse":
         dbt_parse()
     elif args.command == "prepare-dagster-home":

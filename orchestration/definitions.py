@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
+from orchestration.checks import quarantined_records_check
 from orchestration.constants import NIGHTLY_CRON, NIGHTLY_TIMEZONE
 from orchestration.dbt_assets import dbt_models, dbt_resource
 from orchestration.raw_assets import raw_assets
@@ -25,6 +26,7 @@ nightly_schedule = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=[*raw_assets, dbt_models],
+    asset_checks=[quarantined_records_check],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     resources={"dlt": DagsterDltResource(), "dbt": dbt_resource},

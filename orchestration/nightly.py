@@ -23,17 +23,30 @@ class NightlyReport:
     seconds: float
     warehouse: Path
     rows_per_schema: dict[str, int] = field(default_factory=dict)
+    rows_loaded: dict[str, int] = field(default_factory=dict)
     assets_materialized: set[str] = field(default_factory=set)
     assets_selected: set[str] = field(default_factory=set)
     checks_passed: int = 0
     failed_checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    quarantined: int = 0
 
     def render(self) -> str:
         lines = [f"nightly run {'succeeded' if self.success else 'FAILED'} in {self.seconds:.1f} s"]
         lines.append(f"  assets: {len(self.assets_materialized)} of {len(self.assets_selected)} materialised")
-        lines += [f"  {schema:<13} {rows:>12,} rows" for schema, rows in self.rows_per_schema.items()]
-        lines.append(f"  checks: {self.checks_passed} passed, {len(self.failed_checks)} failed")
+        lines.append(
+            "  rows loaded this run: "
+            + (", ".join(f"{table} {rows:,}" for table, rows in sorted(self.rows_loaded.items())) or "none")
+        )
+        lines.append("  rows in the warehouse:")
+        lines += [f"    {schema:<13} {rows:>12,}" for schema, rows in self.rows_per_schema.items()]
+        lines.append(
+            f"  checks: {self.checks_passed} passed, {len(self.failed_checks)} failed, "
+            f"{len(self.warnings)} warnings"
+        )
         lines += [f"    failed: {name}" for name in self.failed_checks]
+        lines += [f"    warning: {name}" for name in self.warnings]
+        lines.append(f"  quarantined records: {self.quarantined} (see audit.quarantined_records)")
         lines.append(f"  warehouse: {self.warehouse}")
         return "\n".join(lines)
 
@@ -55,6 +68,39 @@ def rows_per_schema(warehouse: Path) -> dict[str, int]:
                     0
                 ]
     return counts
+
+
+def quarantined_records(warehouse: Path) -> int:
+    """How many source records are in quarantine (0 before the audit model first ran)."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        exists = connection.execute(
+            "select count(*) from duckdb_tables() "
+            "where schema_name = 'audit' and table_name = 'quarantined_records'"
+        ).fetchone()[0]
+        return (
+            connection.execute("select count(*) from audit.quarantined_records").fetchone()[0]
+            if exists
+            else 0
+        )
+
+
+def _rows_loaded(materializations: list[dg.DagsterEvent]) -> dict[str, int]:
+    """Rows each raw table received in this run, from the dlt assets' ``rows_loaded`` metadata."""
+    loaded = {}
+    for event in materializations:
+        metadata = event.step_materialization_data.materialization.metadata
+        if "rows_loaded" in metadata:
+            loaded[event.asset_key.to_user_string()] = metadata["rows_loaded"].value
+    return loaded
+
+
+def _check_names(evaluations: list[dg.AssetCheckEvaluation], severity: dg.AssetCheckSeverity) -> list[str]:
+    """``asset:check`` of every failed check of ``severity``."""
+    return sorted(
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        for evaluation in evaluations
+        if not evaluation.passed and evaluation.severity == severity
+    )
 
 
 def run_nightly(instance: dg.DagsterInstance | None = None, log_level: str = "WARNING") -> NightlyReport:
@@ -80,13 +126,12 @@ def run_nightly(instance: dg.DagsterInstance | None = None, log_level: str = "WA
             event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
         },
         assets_selected={key.to_user_string() for key in job.asset_layer.selected_asset_keys},
+        rows_loaded=_rows_loaded(result.get_asset_materialization_events()),
         checks_passed=sum(evaluation.passed for evaluation in evaluations),
-        failed_checks=sorted(
-            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-            for evaluation in evaluations
-            if not evaluation.passed
-        ),
+        failed_checks=_check_names(evaluations, dg.AssetCheckSeverity.ERROR),
+        warnings=_check_names(evaluations, dg.AssetCheckSeverity.WARN),
     )
     if report.warehouse.exists():
         report.rows_per_schema = rows_per_schema(report.warehouse)
+        report.quarantined = quarantined_records(report.warehouse)
     return report

@@ -27,11 +27,14 @@ def warehouse(nightly: NightlyReport):
         yield connection
 
 
-def test_nightly_job_succeeds_with_every_check_passing(nightly: NightlyReport) -> None:
+def test_nightly_job_succeeds_with_every_check_passing(nightly: NightlyReport, truth: dict) -> None:
     assert nightly.success
     assert nightly.assets_materialized == nightly.assets_selected
     assert "marts/customer_360" in nightly.assets_materialized
     assert nightly.failed_checks == []
+    # the world plants malformed records: quarantining them warns, it does not fail the run
+    assert nightly.warnings == ["audit/quarantined_records:no_quarantined_records"]
+    assert nightly.quarantined == len(truth["malformed"])
     assert nightly.checks_passed >= 50
     for schema in ("raw_shopify", "raw_klaviyo", "raw_ga4", "staging", "marts", "audit"):
         assert nightly.rows_per_schema[schema] > 0, schema

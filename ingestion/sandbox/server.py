@@ -7,17 +7,51 @@ service's own protocol, so the dlt connectors run unchanged against the real ser
   ``checkouts`` (``.json``, ``/count.json`` and ``/<id>.json``), ``X-Shopify-Access-Token`` auth,
   ``limit`` <= 250, ``Link``-header ``page_info`` cursors, ``created_at``/``updated_at`` min/max,
   ``since_id``, ``ids``, ``fields``, the order ``status`` filter (default ``open``, as in the real API),
-  and a leaky bucket per token (``X-Shopify-Shop-Api-Call-Limit``, ``429`` + ``Retry-After``).
+  and a leaky bucket per token like the standard plan's (40 calls, draining 2 per second;
+  ``X-Shopify-Shop-Api-Call-Limit: n/40``, ``429`` + ``Retry-After: 2.0`` when full).
 - Klaviyo JSON:API under ``/api/``: ``profiles``, ``events``, ``metrics``, ``campaigns``, ``lists`` (and
-  ``/<id>``), ``Authorization: Klaviyo-API-Key`` auth, a required ``revision`` header, ``links.next``
-  cursors, ``filter`` expressions, ``sort``, ``include`` (events), ``additional-fields[profile]``,
-  sparse ``fields[<type>]``, and burst/steady rate limits per key (``429`` + ``Retry-After``).
+  ``/<id>``), list memberships (``/lists/<id>/relationships/profiles``: page size 20 by default, at most
+  100, ``filter`` on ``joined_group_at``/``email``/``phone_number``, ``sort=[-]joined_group_at``, else in
+  profile id order), ``Authorization: Klaviyo-API-Key`` auth, a required ``revision`` header,
+  ``links.next`` cursors, ``filter`` expressions, ``sort``, ``include`` (events),
+  ``additional-fields[profile]``, sparse ``fields[<type>]``, and burst/steady rate limits per key
+  (``429`` + ``Retry-After``).
+
+Faults (:class:`Faults`, default none; ``SandboxServer(faults=...)``, else the environment variable
+``SHOP360_SANDBOX_FAULTS`` such as ``error_rate=0.1,slow_rate=0.05,slow_seconds=0.5,drop_connections=1,
+drift_rate=0.05,missing_id_rate=0.01,seed=7``, else none) turn the fake into a test bench for the
+connectors' production behaviour:
+
+- ``error_rate``: that share of authenticated list requests (Shopify ``<resource>.json``, Klaviyo
+  collections and list memberships; never counts or single records) is answered with an error
+  instead, each service's own: half ``429`` (Shopify ``Retry-After: 2.0`` and its "Exceeded 2 calls
+  per second" body; Klaviyo an integer ``Retry-After`` and a JSON:API ``throttled`` error), half
+  ``500``/``503`` (Shopify ``{"errors": "..."}``, Klaviyo JSON:API error objects).
+- ``drop_connections``: the first N list responses of ``200`` whose body exceeds
+  ``DROP_MIN_BODY_BYTES`` are cut: status line and headers (with the full ``Content-Length``), half
+  the body, then the connection is closed, as when a connection drops mid-page.
+- **The retry bound**: a URL (path and query as sent) is never answered with more than
+  ``MAX_CONSECUTIVE_FAILURES`` = 3 injected failures (errors and cut connections together) in a row;
+  the next request for it is served. A client that retries each request ~5 times always gets
+  through. (Real throttling by the rate limits above comes on top: it ends when the client waits.)
+- ``slow_rate``/``slow_seconds``: that share of all responses is sent ``slow_seconds`` late.
+- ``drift_rate``: that share of served records carries one field the connectors have never seen:
+  Shopify orders and customers ``"merchant_business_entity_id": "MBE-..."``, Klaviyo profiles the
+  attribute ``"predictive_flag": true``.
+- ``missing_id_rate``: that share of served Shopify orders and customers lacks its ``id`` (a
+  malformed record). Pagination is unaffected: cursors carry the stored ids.
+
+Errors, slowness and drops are drawn from ``random.Random`` streams seeded with ``seed`` behind a lock,
+so one sequence of requests meets the same faults every time (as far as concurrent requests arrive
+in the same order). Drift and missing ids are decided per record by a hash of ``seed``, table and id:
+the same record is served the same way on every page, every request and every run.
+``SandboxServer.fault_counts`` and ``SandboxServer.missing_id_ids(table)`` report what was injected.
 
 The world is loaded once into memory at start: per record its raw JSON bytes (written verbatim into
 responses) plus the few columns that filtering and sorting need, all ordered by ``id``. Request
 headers are never logged (they carry the secrets) and per-request logging is silent.
 
-Run it in the foreground with ``python -m ingestion.sandbox.server [--root DIR] [--port N]``.
+Run it in the foreground with ``python -m ingestion.sandbox.server [--root DIR] [--port N] [--faults SPEC]``.
 """
 
 from __future__ import annotations
@@ -26,10 +60,14 @@ import argparse
 import base64
 import binascii
 import contextlib
+import dataclasses
+import hashlib
 import hmac
 import json
 import logging
 import math
+import os
+import random
 import re
 import socket
 import threading
@@ -37,7 +75,7 @@ import time
 import uuid
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -80,9 +118,13 @@ SHOPIFY_THROTTLED = (
     "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."
 )
 SHOPIFY_CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
+SHOPIFY_RETRY_AFTER = "2.0"  # Shopify always sends this float string with a 429
+SHOPIFY_DEFAULT_BUCKET_SIZE = 40  # the standard plan's leaky bucket
+SHOPIFY_DEFAULT_LEAK_PER_SECOND = 2.0
 
 # --- Klaviyo -----------------------------------------------------------------------------------------
 KLAVIYO_ROUTE = re.compile(r"^/api/(?P<resource>[a-z-]+)(?:/(?P<member>[^/]+))?/?$")
+KLAVIYO_LIST_PROFILES_ROUTE = re.compile(r"^/api/lists/(?P<list_id>[^/]+)/relationships/profiles/?$")
 KLAVIYO_AUTH_SCHEME = "Klaviyo-API-Key "
 KLAVIYO_REVISION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 KLAVIYO_UNAUTHENTICATED = {
@@ -102,6 +144,17 @@ KLAVIYO_COMPARISONS = {
 FOREIGN_CURSOR = "is not a cursor issued by this server (copy it from the previous response's link)"
 OPERATOR_NAME = re.compile(r"[a-z-]+")
 NOT_FOUND = object()  # sentinel for a missing JSON path
+
+# --- Faults ------------------------------------------------------------------------------------------
+FAULTS_ENV_VAR = "SHOP360_SANDBOX_FAULTS"
+MAX_CONSECUTIVE_FAILURES = 3  # injected failures in a row for one URL, at most
+DROP_MIN_BODY_BYTES = 4096  # only list responses bigger than this are cut
+KLAVIYO_FAULT_RETRY_AFTER = 1
+SHOPIFY_DRIFT_FIELD = "merchant_business_entity_id"
+SHOPIFY_DRIFT_TABLES = frozenset({"orders", "customers"})
+SHOPIFY_MISSING_ID_TABLES = frozenset({"orders", "customers"})
+KLAVIYO_DRIFT_ATTRIBUTE = "predictive_flag"
+KLAVIYO_DRIFT_TABLES = frozenset({"profiles"})
 
 Predicate = Callable[[int], bool]
 
@@ -181,6 +234,7 @@ class World:
     shop_timezone: tzinfo
     shopify: dict[str, Table]
     klaviyo: dict[str, Table]
+    list_members: dict[str, Table] = field(default_factory=dict)  # list id -> its profiles
 
 
 def parse_instant(text: str, default_tz: tzinfo = UTC) -> float:
@@ -449,6 +503,18 @@ KLAVIYO_RESOURCES: dict[str, KlaviyoResource] = {
 }
 
 
+# The members of one list (``/api/lists/<id>/relationships/profiles``): a table per list whose ids are
+# profile ids and whose raw records are the relationship's resource identifiers.
+KLAVIYO_LIST_PROFILES = KlaviyoResource(
+    "list_memberships",
+    "profile",
+    20,
+    100,
+    columns=(_time("joined_group_at"), _text("email"), _text("phone_number")),
+    sorts=frozenset({"joined_group_at"}),
+)
+
+
 def _shop_timezone(meta: Mapping[str, Any]) -> tzinfo:
     name = meta.get("timezone") or "UTC"
     try:
@@ -456,6 +522,44 @@ def _shop_timezone(meta: Mapping[str, Any]) -> tzinfo:
     except (ZoneInfoNotFoundError, ValueError):
         LOG.warning("meta.json timezone %r is unknown; naive Shopify timestamps are read as UTC", name)
         return UTC
+
+
+def load_list_members(path: Path, lists: Table, profiles: Table) -> dict[str, Table]:
+    """``list_memberships.jsonl`` as one table per list of ``lists`` (a list without members is empty).
+
+    A line without ``list_id``/``profile_id``, for a list that does not exist or repeating a membership
+    is logged and skipped.
+    """
+    members: dict[str, dict[str, str | None]] = {list_id: {} for list_id in lists.ids}
+    if not path.exists():
+        LOG.warning("sandbox world has no %s; every list is served without members", path)
+    else:
+        for line_number, _, record in _read_jsonl(path):
+            list_id = _coerce_id(record.get("list_id"), str) if isinstance(record, dict) else None
+            profile_id = _coerce_id(record.get("profile_id"), str) if isinstance(record, dict) else None
+            if list_id is None or profile_id is None:
+                LOG.warning("%s:%d has no usable list_id and profile_id; skipped", path, line_number)
+            elif list_id not in members:
+                LOG.warning("%s:%d is for list %s, which does not exist; skipped", path, line_number, list_id)
+            elif profile_id in members[list_id]:
+                LOG.warning("%s:%d repeats a membership; skipped", path, line_number)
+            else:
+                joined = record.get("joined")
+                members[list_id][profile_id] = joined if isinstance(joined, str) else None
+    emails, phones = profiles.columns["email"], profiles.columns["phone_number"]
+    tables = {}
+    for list_id, joined_by_profile in members.items():
+        builder = _TableBuilder(KLAVIYO_LIST_PROFILES.columns, UTC, None)
+        for profile_id in sorted(joined_by_profile):
+            index = profiles.find(profile_id)
+            record = {
+                "joined_group_at": joined_by_profile[profile_id],
+                "email": emails[index] if index is not None else None,
+                "phone_number": phones[index] if index is not None else None,
+            }
+            builder.add(profile_id, record, _encode({"type": "profile", "id": profile_id}))
+        tables[list_id] = builder.build(KLAVIYO_LIST_PROFILES.name, str)
+    return tables
 
 
 def load_world(world_dir: Path) -> World:
@@ -479,9 +583,15 @@ def load_world(world_dir: Path) -> World:
         )
         for name, spec in KLAVIYO_RESOURCES.items()
     }
+    list_members = load_list_members(
+        world_dir / "klaviyo" / "list_memberships.jsonl", klaviyo["lists"], klaviyo["profiles"]
+    )
     counts = ", ".join(f"{name}={len(table)}" for name, table in {**shopify, **klaviyo}.items())
+    counts += f", list_memberships={sum(len(table) for table in list_members.values())}"
     LOG.info("sandbox world loaded from %s in %.1fs: %s", world_dir, time.perf_counter() - started, counts)
-    return World(meta=meta, shop_timezone=shop_tz, shopify=shopify, klaviyo=klaviyo)
+    return World(
+        meta=meta, shop_timezone=shop_tz, shopify=shopify, klaviyo=klaviyo, list_members=list_members
+    )
 
 
 # =====================================================================================================
@@ -603,7 +713,11 @@ def _positive_int(params: Mapping[str, str], name: str, default: int, maximum: i
 
 
 class LeakyBucket:
-    """Shopify's leaky bucket per token: each call adds 1, the bucket drains ``leak_per_second``."""
+    """Shopify's leaky bucket per token: each call adds 1, the bucket drains ``leak_per_second``.
+
+    A call that does not fit is refused with ``429`` and ``Retry-After: 2.0``, whatever the real wait:
+    that is what Shopify sends.
+    """
 
     def __init__(self, size: int, leak_per_second: float) -> None:
         self.size = size
@@ -653,6 +767,218 @@ class SlidingWindowLimiter:
 
 
 # =====================================================================================================
+# Faults
+# =====================================================================================================
+
+
+_FAULT_PARSERS: dict[str, Callable[[str], Any]] = {
+    "error_rate": float,
+    "slow_rate": float,
+    "slow_seconds": float,
+    "drop_connections": int,
+    "drift_rate": float,
+    "missing_id_rate": float,
+    "seed": int,
+}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong on purpose (see the module docstring); the default is nothing.
+
+    ``Faults.parse("error_rate=0.1,slow_rate=0.05,slow_seconds=0.5,drop_connections=1,drift_rate=0.05,
+    missing_id_rate=0.01,seed=7")`` reads the form the environment variable ``SHOP360_SANDBOX_FAULTS``
+    and the CLI's ``--faults`` take; :meth:`spec` writes it.
+    """
+
+    error_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.5
+    drop_connections: int = 0
+    drift_rate: float = 0.0
+    missing_id_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "slow_rate", "drift_rate", "missing_id_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"fault setting {name} must be a share between 0 and 1, got {value!r}")
+        if (
+            isinstance(self.slow_seconds, bool)
+            or not isinstance(self.slow_seconds, int | float)
+            or not 0.0 <= self.slow_seconds < math.inf
+        ):
+            raise ValueError(
+                f"fault setting slow_seconds must be 0 or more seconds, got {self.slow_seconds!r}"
+            )
+        for name in ("drop_connections", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"fault setting {name} must be an integer, got {value!r}")
+        if self.drop_connections < 0:
+            raise ValueError(f"fault setting drop_connections must be 0 or more, got {self.drop_connections}")
+
+    @classmethod
+    def parse(cls, text: str) -> Faults:
+        """Faults from ``name=value`` pairs separated by commas (``""``: none); ``ValueError`` if bad."""
+        values: dict[str, Any] = {}
+        for part in text.split(","):
+            if not part.strip():
+                continue
+            name, sep, value = (piece.strip() for piece in part.partition("="))
+            if not sep or name not in _FAULT_PARSERS:
+                raise ValueError(
+                    f"fault setting {part.strip()!r} is not name=value with a name among "
+                    f"{', '.join(_FAULT_PARSERS)}"
+                )
+            if name in values:
+                raise ValueError(f"fault setting {name} is given twice")
+            try:
+                values[name] = _FAULT_PARSERS[name](value)
+            except ValueError:
+                kind = "an integer" if _FAULT_PARSERS[name] is int else "a number"
+                raise ValueError(f"fault setting {name} must be {kind}, got {value!r}") from None
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Faults:
+        """Faults from ``SHOP360_SANDBOX_FAULTS`` (none when it is unset or empty)."""
+        text = (os.environ if environ is None else environ).get(FAULTS_ENV_VAR, "")
+        try:
+            return cls.parse(text)
+        except ValueError as error:
+            raise ValueError(f"{FAULTS_ENV_VAR}: {error}") from None
+
+    def spec(self) -> str:
+        """The settings that differ from the default, in the form :meth:`parse` reads ("" for none)."""
+        default = Faults()
+        return ",".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether anything goes wrong at all."""
+        return bool(
+            self.error_rate
+            or self.slow_rate
+            or self.drop_connections
+            or self.drift_rate
+            or self.missing_id_rate
+        )
+
+
+def _share_of(key: str) -> float:
+    """A number in [0, 1) fixed by ``key`` (the same on every platform and run)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class FaultInjector:
+    """Draws and counts the faults of one server; every method is thread-safe."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self._lock = threading.Lock()
+        self._error_draws = random.Random(f"{faults.seed}:errors")
+        self._slow_draws = random.Random(f"{faults.seed}:slow")
+        self._streaks: dict[str, int] = {}  # URL -> injected failures in a row
+        self._counts: Counter[str] = Counter()
+        self._drifted: set[tuple[str, Any]] = set()
+        self._missing: dict[str, set[int]] = {table: set() for table in sorted(SHOPIFY_MISSING_ID_TABLES)}
+
+    # -- per request ----------------------------------------------------------------------------------
+    def injected_error(self, url: str) -> int | None:
+        """429, 500 or 503 when this list request is to fail instead, else ``None`` (then call ``settle``)."""
+        if self.faults.error_rate <= 0:
+            return None
+        with self._lock:
+            hit = self._error_draws.random() < self.faults.error_rate
+            kind = self._error_draws.random()
+            streak = self._streaks.get(url, 0)
+            if not hit or streak >= MAX_CONSECUTIVE_FAILURES:
+                return None
+            self._streaks[url] = streak + 1
+            status = 429 if kind < 0.5 else 500 if kind < 0.75 else 503
+            self._counts["errors_429" if status == 429 else "errors_5xx"] += 1
+            return status
+
+    def settle(self, url: str, response: Response) -> None:
+        """A list request was answered: cut the connection if a drop is due, else end the URL's streak."""
+        with self._lock:
+            streak = self._streaks.pop(url, 0)
+            if (
+                response.status == 200
+                and len(response.body) > DROP_MIN_BODY_BYTES
+                and self._counts["dropped"] < self.faults.drop_connections
+                and streak < MAX_CONSECUTIVE_FAILURES
+            ):
+                self._counts["dropped"] += 1
+                self._streaks[url] = streak + 1
+                response.cut = True
+
+    def delay(self) -> float:
+        """Seconds to hold this response back (0 for most)."""
+        if self.faults.slow_rate <= 0:
+            return 0.0
+        with self._lock:
+            if self._slow_draws.random() >= self.faults.slow_rate:
+                return 0.0
+            self._counts["slowed"] += 1
+        return self.faults.slow_seconds
+
+    # -- per record -----------------------------------------------------------------------------------
+    def _verdict(self, kind: str, table: str, record_id: Any, rate: float) -> bool:
+        return _share_of(f"{self.faults.seed}:{kind}:{table}:{record_id}") < rate
+
+    def drifts(self, table: str, record_id: Any) -> bool:
+        """Whether this record is served with an unknown extra field."""
+        rate = self.faults.drift_rate
+        return rate > 0 and self._verdict("drift", table, record_id, rate)
+
+    def lacks_id(self, table: str, record_id: Any) -> bool:
+        """Whether this Shopify record is served without its ``id``."""
+        rate = self.faults.missing_id_rate
+        return rate > 0 and table in SHOPIFY_MISSING_ID_TABLES and self._verdict("id", table, record_id, rate)
+
+    def drift_value(self, record_id: Any) -> str:
+        """The unknown field's value for a drifting Shopify record (fixed by seed and id)."""
+        digest = hashlib.blake2b(f"{self.faults.seed}:mbe:{record_id}".encode(), digest_size=5)
+        return f"MBE-{digest.hexdigest().upper()}"
+
+    def served_drifted(self, table: str, record_id: Any) -> None:
+        with self._lock:
+            self._drifted.add((table, record_id))
+
+    def served_without_id(self, table: str, record_id: int) -> None:
+        with self._lock:
+            self._missing[table].add(record_id)
+
+    # -- reports --------------------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "errors_429": self._counts["errors_429"],
+                "errors_5xx": self._counts["errors_5xx"],
+                "slowed": self._counts["slowed"],
+                "dropped": self._counts["dropped"],
+                "drifted_records": len(self._drifted),
+                "missing_id_records": {table: len(ids) for table, ids in self._missing.items()},
+            }
+
+    def missing_ids(self, table: str) -> set[int]:
+        if table not in self._missing:
+            raise ValueError(
+                f"only {', '.join(sorted(self._missing))} records are served without id, not {table!r}"
+            )
+        with self._lock:
+            return set(self._missing[table])
+
+
+# =====================================================================================================
 # Requests and responses
 # =====================================================================================================
 
@@ -672,8 +998,13 @@ class Request:
         return dict(self.query)
 
     @property
+    def target(self) -> str:
+        """Path and query, as the fault injector tells requests for the same URL apart."""
+        return self.path + (f"?{urlencode(self.query)}" if self.query else "")
+
+    @property
     def url(self) -> str:
-        return self.origin + self.path + (f"?{urlencode(self.query)}" if self.query else "")
+        return self.origin + self.target
 
 
 @dataclass
@@ -684,6 +1015,7 @@ class Response:
     body: bytes
     content_type: str = JSON_TYPE
     headers: list[tuple[str, str]] = field(default_factory=list)
+    cut: bool = False  # send only half the body, then close the connection (a dropped connection)
 
 
 def _shopify_error(status: int, errors: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -796,23 +1128,38 @@ def _project_fields(raw: bytes, fields: Sequence[str]) -> bytes:
     return _encode({name: record[name] for name in fields if name in record})
 
 
+def _shopify_fault(status: int) -> Response:
+    """An injected Shopify error, as the real API sends it."""
+    if status == 429:
+        return _shopify_error(429, SHOPIFY_THROTTLED, [("Retry-After", SHOPIFY_RETRY_AFTER)])
+    return _shopify_error(status, "Internal Server Error" if status == 500 else "Service Unavailable")
+
+
 class ShopifyApi:
     """Shopify Admin REST over a world: auth, leaky bucket, lists, counts and single records."""
 
-    def __init__(self, world: Callable[[], World], token: Callable[[], str], bucket: LeakyBucket) -> None:
+    def __init__(
+        self,
+        world: Callable[[], World],
+        token: Callable[[], str],
+        bucket: LeakyBucket,
+        faults: FaultInjector | None = None,
+    ) -> None:
         self._world = world
         self._token = token
         self._bucket = bucket
+        self._faults = faults or FaultInjector(Faults())
 
     def handle(self, request: Request) -> Response:
         token = request.headers.get("X-Shopify-Access-Token")
         if not _secret_matches(token, self._token()):
             return _shopify_error(401, SHOPIFY_UNAUTHORIZED)
-        allowed, used, wait = self._bucket.take(token or "")
+        allowed, used, _ = self._bucket.take(token or "")
         limit_header = (SHOPIFY_CALL_LIMIT_HEADER, f"{used}/{self._bucket.size}")
         if not allowed:
-            retry_after = f"{max(0.1, math.ceil(wait * 10) / 10):.1f}"
-            return _shopify_error(429, SHOPIFY_THROTTLED, [limit_header, ("Retry-After", retry_after)])
+            return _shopify_error(
+                429, SHOPIFY_THROTTLED, [limit_header, ("Retry-After", SHOPIFY_RETRY_AFTER)]
+            )
         if request.method != "GET":
             response = _shopify_error(405, f"{request.method} is not supported: the sandbox is read-only")
         else:
@@ -826,22 +1173,47 @@ class ShopifyApi:
         if match is None or resource is None:
             return _shopify_error(404, "Not Found")
         table = self._world().shopify[resource.name]
+        if match["member"] is None:
+            injected = self._faults.injected_error(request.target)
+            if injected is not None:
+                return _shopify_fault(injected)
         try:
             if match["member"] == "count":
                 return self._count(resource, table, request)
             if match["member"] is not None:
                 return self._one(resource, table, int(match["member"]), request)
-            return self._list(resource, table, request, match["version"])
+            response = self._list(resource, table, request, match["version"])
         except ParamError as error:
-            return _shopify_error(400, {error.param: error.message})
+            response = _shopify_error(400, {error.param: error.message})
+        if match["member"] is None:
+            self._faults.settle(request.target, response)
+        return response
+
+    def _record(self, table: Table, index: int, fields: Sequence[str] | None) -> bytes:
+        """One record as served: projected to ``fields``, and with the faults that hit it."""
+        raw = table.raw[index]
+        record_id = table.ids[index]
+        drifted = table.name in SHOPIFY_DRIFT_TABLES and self._faults.drifts(table.name, record_id)
+        lacks_id = self._faults.lacks_id(table.name, record_id)
+        if not drifted and not lacks_id:
+            return raw if fields is None else _project_fields(raw, fields)
+        record = json.loads(raw)
+        if drifted:
+            record[SHOPIFY_DRIFT_FIELD] = self._faults.drift_value(record_id)
+        if fields is not None:
+            record = {name: record[name] for name in fields if name in record}
+        if drifted and SHOPIFY_DRIFT_FIELD in record:
+            self._faults.served_drifted(table.name, record_id)
+        if lacks_id and record.pop("id", None) is not None:
+            self._faults.served_without_id(table.name, record_id)
+        return _encode(record)
 
     def _one(self, resource: ShopifyResource, table: Table, record_id: int, request: Request) -> Response:
         index = table.find(record_id)
         if index is None:
             return _shopify_error(404, "Not Found")
-        raw = table.raw[index]
-        if "fields" in request.params:
-            raw = _project_fields(raw, _split_list(request.params["fields"]))
+        fields = _split_list(request.params["fields"]) if "fields" in request.params else None
+        raw = self._record(table, index, fields)
         return Response(200, b'{"' + resource.singular.encode() + b'":' + raw + b"}")
 
     def _count(self, resource: ShopifyResource, table: Table, request: Request) -> Response:
@@ -879,10 +1251,8 @@ class ShopifyApi:
         window = page_window(
             range(len(table)), ids.__getitem__, limit, compiled.predicate, cursor=cursor, lo=lo
         )
-        raws = [table.raw[i] for i in window.indexes]
-        if "fields" in params:
-            names = _split_list(params["fields"])
-            raws = [_project_fields(raw, names) for raw in raws]
+        fields = _split_list(params["fields"]) if "fields" in params else None
+        raws = [self._record(table, i, fields) for i in window.indexes]
         body = b'{"' + resource.name.encode() + b'":[' + b",".join(raws) + b"]}"
         response = Response(200, body)
         link = self._link_header(request, resource, version, limit, filters, window, ids)
@@ -1106,15 +1476,45 @@ def compile_klaviyo_filter(
 # =====================================================================================================
 
 
+def _klaviyo_fault(status: int) -> Response:
+    """An injected Klaviyo error, as the real API sends it."""
+    if status == 429:
+        seconds = KLAVIYO_FAULT_RETRY_AFTER
+        return _jsonapi_error(
+            429,
+            "throttled",
+            "Request was throttled.",
+            f"Request was throttled. Expected available in {seconds} second{_plural(seconds)}.",
+            {"pointer": "/data/"},
+            [("Retry-After", str(seconds))],
+        )
+    if status == 500:
+        return _jsonapi_error(
+            500, "error", "A server error occurred.", "A server error occurred.", {"pointer": "/data/"}
+        )
+    return _jsonapi_error(
+        503,
+        "service_unavailable",
+        "Service temporarily unavailable.",
+        "The service is temporarily unavailable. Try again later.",
+        {"pointer": "/data/"},
+    )
+
+
 class KlaviyoApi:
     """Klaviyo JSON:API over a world: auth, revision header, rate limits, collections and single resources."""
 
     def __init__(
-        self, world: Callable[[], World], key: Callable[[], str], limiter: SlidingWindowLimiter
+        self,
+        world: Callable[[], World],
+        key: Callable[[], str],
+        limiter: SlidingWindowLimiter,
+        faults: FaultInjector | None = None,
     ) -> None:
         self._world = world
         self._key = key
         self._limiter = limiter
+        self._faults = faults or FaultInjector(Faults())
 
     def handle(self, request: Request) -> Response:
         refusal = self._refusal(request)
@@ -1128,16 +1528,29 @@ class KlaviyoApi:
                 f"{request.method} is not supported: the sandbox is read-only",
                 {},
             )
+        members_of = KLAVIYO_LIST_PROFILES_ROUTE.match(request.path)
         match = KLAVIYO_ROUTE.match(request.path)
         resource = KLAVIYO_RESOURCES.get(match["resource"]) if match else None
-        if match is None or resource is None:
+        if members_of is None and (match is None or resource is None):
             return self._not_found(f"No endpoint at {request.path}.")
-        try:
-            if match["member"] is not None:
+        if match is not None and resource is not None and match["member"] is not None:
+            try:
                 return self._one(resource, match["member"], request)
-            return self._list(resource, request)
+            except ParamError as error:
+                return _klaviyo_invalid(error)
+        injected = self._faults.injected_error(request.target)
+        if injected is not None:
+            return _klaviyo_fault(injected)
+        try:
+            if members_of is not None:
+                response = self._list_members(members_of["list_id"], request)
+            else:
+                assert resource is not None
+                response = self._list(resource, self._world().klaviyo[resource.name], request)
         except ParamError as error:
-            return _klaviyo_invalid(error)
+            response = _klaviyo_invalid(error)
+        self._faults.settle(request.target, response)
+        return response
 
     def _refusal(self, request: Request) -> Response | None:
         """401 without the right key, 400 without a revision header, 429 when throttled; else ``None``."""
@@ -1182,15 +1595,21 @@ class KlaviyoApi:
         render = self._renderer(resource, table, request.params)
         return self._document(render(index), {"self": request.url}, None)
 
-    def _list(self, resource: KlaviyoResource, request: Request) -> Response:
+    def _list_members(self, list_id: str, request: Request) -> Response:
+        table = self._world().list_members.get(list_id)
+        if table is None:
+            return self._not_found(f"A list with id {list_id} does not exist.")
+        return self._list(KLAVIYO_LIST_PROFILES, table, request)
+
+    def _list(self, resource: KlaviyoResource, table: Table, request: Request) -> Response:
+        """One page of ``table``; without ``sort``, records come in id order."""
         params = request.params
         world = self._world()
-        table = world.klaviyo[resource.name]
         size = _positive_int(params, "page[size]", resource.default_page_size, resource.max_page_size)
         sort = params.get("sort", "id")
         descending = sort.startswith("-")
         sort_field = sort.lstrip("-")
-        if sort_field not in resource.sorts:
+        if "sort" in params and sort_field not in resource.sorts:
             raise ParamError(
                 "sort",
                 f"must be one of {', '.join(sorted(resource.sorts))} (optionally with '-'), got {sort!r}",
@@ -1224,7 +1643,7 @@ class KlaviyoApi:
             "next": self._page_link(request, sort, "n", key(window.indexes[-1])) if window.has_next else None,
             "prev": self._page_link(request, sort, "p", key(window.indexes[0])) if window.has_prev else None,
         }
-        included = self._included(world, table, includes, window.indexes, params)
+        included = self._included(world, resource, table, includes, window.indexes, params)
         return self._document(b"[" + b",".join(data) + b"]", links, included if includes else None)
 
     @staticmethod
@@ -1245,9 +1664,14 @@ class KlaviyoApi:
         return names
 
     def _included(
-        self, world: World, table: Table, includes: list[str], indexes: list[int], params: Mapping[str, str]
+        self,
+        world: World,
+        resource: KlaviyoResource,
+        table: Table,
+        includes: list[str],
+        indexes: list[int],
+        params: Mapping[str, str],
     ) -> list[bytes]:
-        resource = KLAVIYO_RESOURCES[table.name]
         included: list[bytes] = []
         for name in includes:
             column_name, target_name = resource.includes[name]
@@ -1265,11 +1689,10 @@ class KlaviyoApi:
                     included.append(render(position))
         return included
 
-    @staticmethod
     def _renderer(
-        resource: KlaviyoResource, table: Table, params: Mapping[str, str]
+        self, resource: KlaviyoResource, table: Table, params: Mapping[str, str]
     ) -> Callable[[int], bytes]:
-        """How to write one record: raw bytes, unless sparse fields or additional fields ask for changes."""
+        """How to write one record: raw bytes, unless sparse fields, additional fields or drift change it."""
         sparse = (
             _split_list(params[f"fields[{resource.type}]"]) if f"fields[{resource.type}]" in params else None
         )
@@ -1282,14 +1705,21 @@ class KlaviyoApi:
                     "additional-fields[profile]",
                     f"{', '.join(unknown)} not supported (use subscriptions, predictive_analytics)",
                 )
-        if sparse is None and not with_side:
+        faults = self._faults
+        may_drift = table.name in KLAVIYO_DRIFT_TABLES and faults.faults.drift_rate > 0
+        if sparse is None and not with_side and not may_drift:
             return table.raw.__getitem__
 
         def render(index: int) -> bytes:
+            drifted = may_drift and faults.drifts(table.name, table.ids[index])
+            if sparse is None and not with_side and not drifted:
+                return table.raw[index]
             record = json.loads(table.raw[index])
             attributes = record.get("attributes")
             if not isinstance(attributes, dict):
                 return table.raw[index]
+            if drifted:
+                attributes[KLAVIYO_DRIFT_ATTRIBUTE] = True
             if sparse is not None:
                 record["attributes"] = attributes = {
                     name: attributes[name] for name in sparse if name in attributes
@@ -1297,6 +1727,8 @@ class KlaviyoApi:
             side = table.side[index] if with_side and table.side else None
             if side is not None:
                 attributes[resource.split_attribute] = json.loads(side)
+            if drifted and KLAVIYO_DRIFT_ATTRIBUTE in attributes:
+                faults.served_drifted(table.name, table.ids[index])
             return _encode(record)
 
         return render
@@ -1397,6 +1829,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
+        if response.cut:  # a connection dropped mid-page: half the promised body, then the socket closes
+            self.wfile.write(response.body[: len(response.body) // 2])
+            self.close_connection = True
+            return
         self.wfile.write(response.body)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -1404,18 +1840,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _App:
-    """Dispatches a request to the Shopify or the Klaviyo fake by path."""
+    """Dispatches a request to the Shopify or the Klaviyo fake by path; holds back slow responses."""
 
-    def __init__(self, shopify: ShopifyApi, klaviyo: KlaviyoApi) -> None:
+    def __init__(self, shopify: ShopifyApi, klaviyo: KlaviyoApi, faults: FaultInjector) -> None:
         self.shopify = shopify
         self.klaviyo = klaviyo
+        self.faults = faults
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/admin/"):
-            return self.shopify.handle(request)
-        if request.path == "/api" or request.path.startswith("/api/"):
-            return self.klaviyo.handle(request)
-        return _shopify_error(404, "Not Found")
+            response = self.shopify.handle(request)
+        elif request.path == "/api" or request.path.startswith("/api/"):
+            response = self.klaviyo.handle(request)
+        else:
+            response = _shopify_error(404, "Not Found")
+        delay = self.faults.delay()
+        if delay > 0:
+            time.sleep(delay)
+        return response
 
 
 # =====================================================================================================
@@ -1428,6 +1870,11 @@ class SandboxServer:
 
     >>> with SandboxServer() as server:  # doctest: +SKIP
     ...     requests.get(f"{server.shopify_base_url}/orders.json", params={"status": "any"}, headers=...)
+
+    ``faults`` puts it under faults (see the module docstring); when it is not given they come from
+    the environment variable ``SHOP360_SANDBOX_FAULTS`` (none when unset), so a pipeline that starts
+    the sandbox itself can be put under faults from outside. The rate limits default to the real
+    ones' (Shopify's standard plan); benchmarks may raise them.
     """
 
     def __init__(
@@ -1438,10 +1885,11 @@ class SandboxServer:
         *,
         shopify_token: str | None = None,
         klaviyo_key: str | None = None,
-        shopify_bucket_size: int = 40,
-        shopify_leak_per_second: float = 20.0,
+        shopify_bucket_size: int = SHOPIFY_DEFAULT_BUCKET_SIZE,
+        shopify_leak_per_second: float = SHOPIFY_DEFAULT_LEAK_PER_SECOND,
         klaviyo_burst_per_second: int = 1000,
         klaviyo_steady_per_minute: int = 60000,
+        faults: Faults | None = None,
     ) -> None:
         for name, value in (
             ("shopify_bucket_size", shopify_bucket_size),
@@ -1456,20 +1904,25 @@ class SandboxServer:
         self.port = port
         self._shopify_token = shopify_token
         self._klaviyo_key = klaviyo_key
+        self.faults = faults if faults is not None else Faults.from_env()
         self._world: World | None = None
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._faults = FaultInjector(self.faults)
         self._app = _App(
             ShopifyApi(
                 self._current_world,
                 self._current_shopify_token,
                 LeakyBucket(shopify_bucket_size, shopify_leak_per_second),
+                self._faults,
             ),
             KlaviyoApi(
                 self._current_world,
                 self._current_klaviyo_key,
                 SlidingWindowLimiter([(klaviyo_burst_per_second, 1.0), (klaviyo_steady_per_minute, 60.0)]),
+                self._faults,
             ),
+            self._faults,
         )
 
     # -- addresses ------------------------------------------------------------------------------------
@@ -1493,6 +1946,18 @@ class SandboxServer:
     @property
     def klaviyo_base_url(self) -> str:
         return f"{self.base_url}/api"
+
+    # -- faults ---------------------------------------------------------------------------------------
+    @property
+    def fault_counts(self) -> dict[str, Any]:
+        """What was injected so far (a snapshot): ``errors_429``, ``errors_5xx``, ``slowed``, ``dropped``,
+        ``drifted_records`` (distinct records served with the unknown field) and ``missing_id_records``
+        (distinct records served without id, per table: ``{"customers": n, "orders": n}``)."""
+        return self._faults.counts()
+
+    def missing_id_ids(self, table: str) -> set[int]:
+        """The true ids of the ``table`` records (``orders`` or ``customers``) served without ``id``."""
+        return self._faults.missing_ids(table)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -1559,6 +2024,8 @@ class SandboxServer:
             raise RuntimeError(f"the sandbox server is already serving at {self.base_url}")
         self.reload()
         self._httpd = _HttpServer((self.host, self.port), self._app)
+        if self.faults.active:
+            LOG.warning("sandbox APIs serve with faults: %s", self.faults.spec())
 
     def _close(self) -> None:
         if self._httpd is not None:
@@ -1578,6 +2045,13 @@ class SandboxServer:
         return self._klaviyo_key or str(self._current_world().meta["api_tokens"]["klaviyo"])
 
 
+def _faults_argument(text: str) -> Faults:
+    try:
+        return Faults.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ingestion.sandbox.server``: serve the sandbox world in the foreground."""
     parser = argparse.ArgumentParser(
@@ -1590,11 +2064,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_CLI_PORT, help=f"port (default: {DEFAULT_CLI_PORT})"
     )
-    parser.add_argument("--shopify-bucket-size", type=int, default=40, help="leaky bucket size (default: 40)")
     parser.add_argument(
-        "--shopify-leak-per-second", type=float, default=20.0, help="leaky bucket drain rate (default: 20)"
+        "--shopify-bucket-size",
+        type=int,
+        default=SHOPIFY_DEFAULT_BUCKET_SIZE,
+        help=f"leaky bucket size (default: {SHOPIFY_DEFAULT_BUCKET_SIZE}, Shopify's standard plan)",
+    )
+    parser.add_argument(
+        "--shopify-leak-per-second",
+        type=float,
+        default=SHOPIFY_DEFAULT_LEAK_PER_SECOND,
+        help=f"leaky bucket drain rate in calls per second (default: {SHOPIFY_DEFAULT_LEAK_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--faults",
+        type=_faults_argument,
+        default=None,
+        metavar="SPEC",
+        help=(
+            "faults to inject, e.g. 'error_rate=0.1,slow_rate=0.05,slow_seconds=0.5,drop_connections=1,"
+            f"drift_rate=0.05,missing_id_rate=0.01,seed=7' (default: ${FAULTS_ENV_VAR}, else none)"
+        ),
     )
     args = parser.parse_args(argv)
+    if args.faults is None:
+        try:
+            args.faults = Faults.from_env()
+        except ValueError as error:
+            parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = SandboxServer(
         args.root,
@@ -1602,6 +2099,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port,
         shopify_bucket_size=args.shopify_bucket_size,
         shopify_leak_per_second=args.shopify_leak_per_second,
+        faults=args.faults,
     )
     server.serve_forever()
     return 0

@@ -56,6 +56,16 @@ Definitions the ground truth uses
   the shop's test accounts and malformed records) becomes a profile, and every web order of
   theirs that is not malformed becomes a "Placed Order" event (seconds later, so an order in the
   last minute before `as_of` may not have one yet) with `$event_id` = the order id.
+* Klaviyo list memberships (`world/klaviyo/list_memberships.jsonl`, summary
+  `klaviyo.list_memberships`): "Newsletter" holds every profile whose email marketing consent is
+  SUBSCRIBED as of `as_of` (suppressed profiles stay members, as in Klaviyo), joined at the time of
+  that consent (the profile's `consent_timestamp`); a profile whose consent is withdrawn leaves
+  it. "Customers" holds the profile of every person with at least one order that is not a test
+  order (web or store, whatever became of it), joined at their first order, or when their profile
+  was created if that came later (Klaviyo's sync lags the order by seconds; a store customer may
+  sign up long after buying). Both only depend on what happened before `as_of`, so advancing the
+  world only adds members, or changes and removes memberships because of what happened in the
+  added days.
 """
 
 from __future__ import annotations
@@ -1461,6 +1471,7 @@ class Tally:
     malformed: list[dict] = field(default_factory=list)
     people: list[tuple] = field(default_factory=list)
     identities: list[str] = field(default_factory=list)
+    memberships: list[tuple[str, str, int]] = field(default_factory=list)  # (list name, profile id, joined)
 
     def merge(self, other: Tally) -> None:
         """Add another share of the people's tally to this one."""
@@ -1471,6 +1482,7 @@ class Tally:
         self.malformed.extend(other.malformed)
         self.people.extend(other.people)
         self.identities.extend(other.identities)
+        self.memberships.extend(other.memberships)
 
 
 SPOOL_KINDS = ("customers", "orders", "checkouts", "profiles", "events", "ga4")
@@ -2554,6 +2566,7 @@ class Life:
             identities.add(("shopify", "email", checkout.email))
         if self.profile is not None and self.profile.created < end:
             self.render_profile(self.profile, end, identities)
+            tally.memberships.extend(self.list_memberships(self.profile, end))
         for cookie in self.ga4_cookies:
             identities.add(("ga4", "user_pseudo_id", cookie))
         for user_id in self.ga4_user_ids:
@@ -2575,6 +2588,17 @@ class Life:
         identities.add(("klaviyo", "email", profile.email))
         if profile.phone:
             identities.add(("klaviyo", "phone", profile.phone))
+
+    def list_memberships(self, profile: Profile, end: int) -> list[tuple[str, str, int]]:
+        """(list name, profile id, joined) of the profile's Klaviyo lists as of `end` (see the module doc)."""
+        memberships = []
+        consent = profile.consent_at(end - 1)
+        if consent is not None and consent[1] == "SUBSCRIBED":
+            memberships.append(("Newsletter", profile.id, max(consent[0], profile.created)))
+        first_order = min((o.created for o in self.orders if o.created < end and not o.test), default=None)
+        if first_order is not None:
+            memberships.append(("Customers", profile.id, max(first_order, profile.created)))
+        return memberships
 
     def customer_json(self, record: CustomerRec, end: int) -> dict:
         orders = record.orders
@@ -3276,6 +3300,17 @@ def _klaviyo_shop_records(world: WorldSpec) -> tuple[list[str], list[str], list[
     )
 
 
+def _membership_lines(world: WorldSpec, tally: Tally) -> list[str]:
+    """`list_memberships.jsonl`: one line per (list, profile), sorted by list id, then profile id."""
+    rows = sorted(
+        (world.list_ids[name], profile_id, joined) for name, profile_id, joined in tally.memberships
+    )
+    return [
+        json_line({"list_id": list_id, "profile_id": profile_id, "joined": iso_utc(joined)})
+        for list_id, profile_id, joined in rows
+    ]
+
+
 def _csv_text(header: tuple[str, ...], rows: object) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -3393,6 +3428,9 @@ def _summary(world: WorldSpec, tally: Tally, ga4_files: int) -> dict:
             "metrics": len(METRIC_NAMES),
             "campaigns": len(world.campaigns),
             "lists": len(LIST_NAMES),
+            "list_memberships": {
+                name: sum(1 for m in tally.memberships if m[0] == name) for name in LIST_NAMES
+            },
         },
         "ga4": {
             "files": ga4_files,
@@ -3615,6 +3653,7 @@ def generate_world(
     metrics, lists, campaigns = _klaviyo_shop_records(world)
     _write_jsonl(klaviyo / "metrics.jsonl", metrics)
     _write_jsonl(klaviyo / "lists.jsonl", lists)
+    _write_jsonl(klaviyo / "list_memberships.jsonl", _membership_lines(world, tally))
     _write_jsonl(klaviyo / "campaigns.jsonl", campaigns)
     summary = _summary(world, tally, world.span_days)
     meta = {
@@ -3631,11 +3670,27 @@ def generate_world(
     }
     _write_text(building / "world" / "meta.json", json.dumps(meta, indent=2) + "\n")
     _write_truth(building / "truth", world, tally, summary)
+    _keep_unchanged_exports(root / "ga4", building / "ga4")
     for part in ("world", "ga4", "truth"):
         shutil.rmtree(root / part, ignore_errors=True)
         (building / part).rename(root / part)
     building.rmdir()
     return summary
+
+
+def _keep_unchanged_exports(old: Path, new: Path) -> None:
+    """Carry over GA4 export files whose bytes did not change, with their modification time.
+
+    Like the real export, advancing the world rewrites only the days that changed, so a
+    connector that reads new and re-exported files sees only those.
+    """
+    if not old.is_dir():
+        return
+    for old_file in old.iterdir():
+        new_file = new / old_file.name
+        if new_file.exists() and new_file.read_bytes() == old_file.read_bytes():
+            new_file.unlink()
+            old_file.rename(new_file)
 
 
 def advance_world(root: Path, days: int) -> dict:

@@ -26,7 +26,13 @@ ALL_ORDERS = OPEN_ORDERS | CLOSED_ORDERS | CANCELLED_ORDERS
 CUSTOMER_IDS = set(range(1001, 1008))
 PROFILE_IDS = [f"01JPROFILE{n:016d}" for n in range(1, 6)]
 METRIC_IDS = ["MtrClicked", "MtrOpened", "MtrReceived"]
+NEWS_MEMBERS = {  # profile -> joined (not in id order)
+    PROFILE_IDS[0]: "2026-02-03T10:00:00+00:00",
+    PROFILE_IDS[2]: "2026-02-01T10:00:00+00:00",
+    PROFILE_IDS[3]: "2026-02-02T10:00:00+00:00",
+}
 EVENT_IDS = [f"EVT{n:03d}" for n in range(1, 10)]
+LISTS = [("LST001", "News"), ("LST002", "Nobody")]
 
 
 # --- the world -----------------------------------------------------------------------------------------
@@ -137,9 +143,18 @@ def write_world(root: Path) -> None:
     _write_jsonl(world / "klaviyo" / "events.jsonl", [_event(n) for n in range(1, 10)])
     campaign = {"type": "campaign", "id": "CMP001", "attributes": {"name": "Spring", "status": "Sent"}}
     _write_jsonl(world / "klaviyo" / "campaigns.jsonl", [campaign])
-    _write_jsonl(
-        world / "klaviyo" / "lists.jsonl", [{"type": "list", "id": "LST001", "attributes": {"name": "News"}}]
-    )
+    lists = [{"type": "list", "id": list_id, "attributes": {"name": name}} for list_id, name in LISTS]
+    _write_jsonl(world / "klaviyo" / "lists.jsonl", lists)
+    memberships = [
+        {"list_id": "LST001", "profile_id": profile_id, "joined": joined}
+        for profile_id, joined in NEWS_MEMBERS.items()
+    ]
+    memberships += [
+        {"list_id": "LST404", "profile_id": PROFILE_IDS[1], "joined": "2026-02-01T10:00:00+00:00"},  # no list
+        {"list_id": "LST001", "joined": "2026-02-01T10:00:00+00:00"},  # no profile
+        {"list_id": "LST001", "profile_id": PROFILE_IDS[0], "joined": "2026-02-05T10:00:00+00:00"},  # again
+    ]
+    _write_jsonl(world / "klaviyo" / "list_memberships.jsonl", memberships)
 
 
 @pytest.fixture(scope="module")
@@ -357,8 +372,24 @@ def test_shopify_throttles_with_a_full_bucket(root: Path) -> None:
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.headers["X-Shopify-Shop-Api-Call-Limit"] == "2/2"
     assert third.status_code == 429
-    assert float(third.headers["Retry-After"]) > 0
+    assert third.headers["Retry-After"] == "2.0"  # a float string, as Shopify sends it
     assert third.json() == {"errors": SHOPIFY_THROTTLED}
+
+
+def test_shopify_bucket_defaults_to_the_standard_plan(root: Path) -> None:
+    """40 calls, draining 2 per second: a burst of 40 fits, the bucket then refuses within a second."""
+    with SandboxServer(root) as server, requests.Session() as session:
+        session.headers["X-Shopify-Access-Token"] = SHOPIFY_TOKEN
+        responses = []
+        while len(responses) < 80 and (not responses or responses[-1].status_code == 200):
+            responses.append(session.get(f"{server.shopify_base_url}/products/count.json"))
+    assert all(r.status_code == 200 for r in responses[:40])
+    assert [r.headers["X-Shopify-Shop-Api-Call-Limit"] for r in responses[:3]] == ["1/40", "2/40", "3/40"]
+    throttled = responses[-1]
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "2.0"
+    assert throttled.headers["X-Shopify-Shop-Api-Call-Limit"] == "40/40"
+    assert throttled.json() == {"errors": SHOPIFY_THROTTLED}
 
 
 # --- Klaviyo -------------------------------------------------------------------------------------------
@@ -442,10 +473,49 @@ def test_klaviyo_campaigns_need_a_channel_filter(klaviyo: requests.Session, serv
 
 def test_klaviyo_metrics_lists_and_single_resources(klaviyo: requests.Session, server: SandboxServer) -> None:
     assert [m["id"] for m in klaviyo.get(f"{server.klaviyo_base_url}/metrics").json()["data"]] == METRIC_IDS
-    assert [x["id"] for x in klaviyo.get(f"{server.klaviyo_base_url}/lists").json()["data"]] == ["LST001"]
+    lists = klaviyo.get(f"{server.klaviyo_base_url}/lists").json()["data"]
+    assert [x["id"] for x in lists] == ["LST001", "LST002"]
     one = klaviyo.get(f"{server.klaviyo_base_url}/profiles/{PROFILE_IDS[0]}/").json()
     assert one["data"]["id"] == PROFILE_IDS[0] and "subscriptions" not in one["data"]["attributes"]
     assert klaviyo.get(f"{server.klaviyo_base_url}/profiles/nobody").status_code == 404
+
+
+def test_klaviyo_list_memberships(klaviyo: requests.Session, server: SandboxServer) -> None:
+    url = f"{server.klaviyo_base_url}/lists/LST001/relationships/profiles"
+    by_id = walk_klaviyo(klaviyo, url, {"page[size]": 2})
+    assert by_id == [{"type": "profile", "id": p} for p in sorted(NEWS_MEMBERS)]  # bad lines skipped
+    first = klaviyo.get(url, params={"page[size]": 2}).json()
+    assert first["links"]["self"] and first["links"]["prev"] is None
+    second = klaviyo.get(first["links"]["next"]).json()
+    assert klaviyo.get(second["links"]["prev"]).json()["data"] == first["data"]
+    by_joined = walk_klaviyo(klaviyo, url, {"sort": "-joined_group_at", "page[size]": 1})
+    assert [item["id"] for item in by_joined] == sorted(NEWS_MEMBERS, key=NEWS_MEMBERS.__getitem__)[::-1]
+    joined_after = {"filter": "greater-than(joined_group_at,2026-02-01T10:00:00Z)"}
+    assert [item["id"] for item in walk_klaviyo(klaviyo, url, joined_after)] == [
+        PROFILE_IDS[0],
+        PROFILE_IDS[3],
+    ]
+    by_email = {"filter": 'equals(email,"person3@example.com")'}
+    assert [item["id"] for item in walk_klaviyo(klaviyo, url, by_email)] == [PROFILE_IDS[2]]
+    empty = klaviyo.get(f"{server.klaviyo_base_url}/lists/LST002/relationships/profiles").json()
+    assert empty["data"] == [] and empty["links"]["next"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/lists/LST404/relationships/profiles", {}, 404),
+        ("/lists/LST001/relationships/profiles", {"page[size]": 101}, 400),  # the real API's max is 100
+        ("/lists/LST001/relationships/profiles", {"sort": "id"}, 400),  # only joined_group_at sorts
+        ("/lists/LST001/relationships/profiles", {"filter": "greater-than(updated,2026-01-01)"}, 400),
+    ],
+)
+def test_klaviyo_list_memberships_reject_what_the_real_api_rejects(
+    klaviyo: requests.Session, server: SandboxServer, path: str, params: dict[str, Any], status: int
+) -> None:
+    response = klaviyo.get(f"{server.klaviyo_base_url}{path}", params=params)
+    assert response.status_code == status
+    assert response.json()["errors"][0]["status"] == status
 
 
 def test_klaviyo_throttles_bursts(root: Path) -> None:

@@ -125,6 +125,13 @@ def read_gzip_csv(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes()).decode("utf-8"))))
 
 
+def memberships_of(root: Path) -> dict[tuple[str, str], str]:
+    """(list name, profile id) -> joined, from list_memberships.jsonl."""
+    names = {x["id"]: x["attributes"]["name"] for x in read_jsonl(root / "world/klaviyo/lists.jsonl")}
+    rows = read_jsonl(root / "world/klaviyo/list_memberships.jsonl")
+    return {(names[m["list_id"]], m["profile_id"]): m["joined"] for m in rows}
+
+
 def all_files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -283,7 +290,9 @@ def test_summary_has_the_promised_keys(summary: dict) -> None:
         "metrics",
         "campaigns",
         "lists",
+        "list_memberships",
     }
+    assert set(summary["klaviyo"]["list_memberships"]) == {"Newsletter", "Customers"}
     assert set(summary["ga4"]["funnel"]) == set(FUNNEL)
     assert set(summary["people"]) == {"total", "test", "churned"}
     assert all(set(m) == {"source", "table", "id", "problem"} for m in summary["malformed"])
@@ -322,6 +331,18 @@ def test_advancing_only_adds_and_updates(worlds: dict[str, Path]) -> None:
             assert updated(json.loads(new[key])) >= dt.datetime(2026, 6, 1, tzinfo=OSLO)
     for path in sorted((old_root / "ga4").iterdir()):
         assert (new_root / "ga4" / path.name).read_bytes() == path.read_bytes(), path.name
+    old_members, new_members = memberships_of(old_root), memberships_of(new_root)
+    new_profiles = read_jsonl(new_root / "world/klaviyo/profiles.jsonl")
+    consent = {p["id"]: p["attributes"]["subscriptions"]["email"]["marketing"] for p in new_profiles}
+    for key, joined in new_members.items():
+        if old_members.get(key) != joined:  # joined (again) in the added days
+            assert parse_time(joined) >= dt.datetime(2026, 6, 1, tzinfo=OSLO), key
+    left = old_members.keys() - new_members.keys()
+    assert all(name == "Newsletter" for name, _ in left), "only consent can end a membership"
+    for _, profile_id in left:
+        assert consent[profile_id]["consent"] != "SUBSCRIBED"
+        assert parse_time(consent[profile_id]["last_updated"]) >= dt.datetime(2026, 6, 1, tzinfo=OSLO)
+    assert len(new_members) > len(old_members)
     assert len(list((new_root / "ga4").iterdir())) == DAYS + ADVANCE_DAYS
     old_summary = json.loads((old_root / "truth/summary.json").read_text())
     new_summary = json.loads((new_root / "truth/summary.json").read_text())
@@ -653,6 +674,44 @@ def test_profiles_hold_consent_and_zero_party_answers(profiles: list[dict], cust
     normalised = {e.strip().lower() for e in shopify_emails}
     profile_emails = [p["attributes"]["email"] for p in profiles]
     assert any(e not in shopify_emails and e.strip().lower() in normalised for e in profile_emails)
+
+
+def test_list_memberships_follow_consent_and_orders(
+    root: Path,
+    summary: dict,
+    profiles: list[dict],
+    orders: list[dict],
+    identities: list[dict],
+    people: list[dict],
+) -> None:
+    rows = read_jsonl(root / "world/klaviyo/list_memberships.jsonl")
+    assert all(set(m) == {"list_id", "profile_id", "joined"} for m in rows)
+    keys = [(m["list_id"], m["profile_id"]) for m in rows]
+    assert keys == sorted(set(keys)), "memberships are unique and sorted by list, then profile"
+    members = memberships_of(root)
+    assert summary["klaviyo"]["list_memberships"] == Counter(name for name, _ in members)
+    by_id = {p["id"]: p["attributes"] for p in profiles}
+    assert {profile_id for _, profile_id in members} <= by_id.keys()
+    newsletter = {
+        profile_id: attributes["subscriptions"]["email"]["marketing"]["consent_timestamp"]
+        for profile_id, attributes in by_id.items()
+        if attributes["subscriptions"]["email"]["marketing"]["consent"] == "SUBSCRIBED"
+    }
+    assert {p: j for (name, p), j in members.items() if name == "Newsletter"} == newsletter
+    owner = {i["identifier"]: i["person_id"] for i in identities if i["id_type"] == "order_id"}
+    first_order: dict[str, dt.datetime] = {}
+    for order in orders:
+        if not order["test"]:
+            person, created = owner[str(order["id"])], parse_time(order["created_at"])
+            first_order[person] = min(created, first_order.get(person, created))
+    customers = {
+        p["profile_id"]: max(first_order[p["person_id"]], parse_time(by_id[p["profile_id"]]["created"]))
+        for p in people
+        if p["profile_id"] and p["person_id"] in first_order
+    }
+    assert {p: parse_time(j) for (name, p), j in members.items() if name == "Customers"} == customers
+    assert newsletter and customers and newsletter.keys() & customers.keys()
+    assert all(m["joined"].endswith("+00:00") for m in rows)  # UTC, as Klaviyo writes times
 
 
 def test_placed_order_events_mirror_web_orders(root: Path, events: list[dict], orders: list[dict]) -> None:

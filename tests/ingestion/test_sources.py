@@ -103,3 +103,46 @@ def test_half_configured_sources_are_an_error(monkeypatch: pytest.MonkeyPatch) -
     assert "sources.klaviyo.api_key" in message
     assert "sources.ga4.bucket_url" in message
     assert "shpat_not_a_real_token" not in message
+
+
+@pytest.mark.parametrize(
+    ("source_name", "arguments", "message"),
+    [
+        (
+            "shopify",
+            {"access_token": "shpat_wrong_secret_123"},
+            "Shopify rejected the credential in "
+            "sources.shopify.access_token (HTTP 401 on /admin/api/2025-10/",
+        ),
+        (
+            "klaviyo",
+            {"api_key": "pk_wrong_secret_123"},
+            "Klaviyo rejected the credential in sources.klaviyo.api_key (HTTP 401 on /api/",
+        ),
+    ],
+)
+def test_rejected_credential_names_the_setting_never_the_secret(
+    world: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    source_name: str,
+    arguments: dict,
+    message: str,
+) -> None:
+    from ingestion.klaviyo import klaviyo_source
+    from ingestion.sandbox.server import SandboxServer
+    from ingestion.shopify import shopify_source
+
+    caplog.set_level("DEBUG")
+    with SandboxServer(world) as server:
+        source = (
+            shopify_source(shop_url=server.base_url, **arguments)
+            if source_name == "shopify"
+            else klaviyo_source(base_url=server.klaviyo_base_url, **arguments)
+        )
+        with pytest.raises(Exception) as error:
+            _pipeline(source_name, tmp_path).run(source)
+    secret = next(iter(arguments.values()))
+    assert message in str(error.value)
+    assert secret not in str(error.value)
+    assert secret not in caplog.text

@@ -1,0 +1,79 @@
+"""The HTTP client every API source uses: dlt's REST client with retries fit for real shop APIs.
+
+On top of dlt's stock retry (429, 5xx, timeouts, refused connections, exponential backoff) it
+- honours ``Retry-After`` given as decimal seconds (Shopify sends ``2.0``; dlt parses only integers
+  and would fall back to its own backoff),
+- retries a connection dropped in the middle of a response body,
+- turns a rejected credential (401/403) into one clear error naming the setting, never the secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from dlt.sources.helpers.requests import Session
+from dlt.sources.helpers.requests.retry import (
+    DEFAULT_RETRY_EXCEPTIONS,
+    Client,
+    _make_retry,
+    wait_exponential_retry_after,
+)
+from dlt.sources.helpers.rest_client import RESTClient
+from requests import Response
+from requests.exceptions import ChunkedEncodingError
+
+
+class CredentialRejectedError(RuntimeError):
+    """The API refused the configured credential."""
+
+
+class _WaitDecimalRetryAfter(wait_exponential_retry_after):
+    """Waits ``Retry-After`` seconds also when the header is a decimal such as ``2.0``."""
+
+    def _parse_retry_after(self, retry_after: str) -> float | None:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            return super()._parse_retry_after(retry_after)
+        return max(self.min, min(self.max, seconds)) if seconds > 0 else None
+
+
+class _RetryingClient(Client):
+    """dlt's retrying requests client with the decimal Retry-After wait."""
+
+    def _make_session(self) -> Session:
+        session = Session(**self._session_kwargs)
+        session.mount("http://", self._adapter)
+        session.mount("https://", self._adapter)
+        retrying = _make_retry(**self._retry_kwargs)
+        retrying.wait = _WaitDecimalRetryAfter(
+            multiplier=self._retry_kwargs["backoff_factor"], max=self._retry_kwargs["max_delay"]
+        )
+        session.send = retrying.wraps(session.send)
+        return session
+
+
+class ApiClient(RESTClient):
+    """A REST client for one service; ``credential_setting`` names the config key of its secret."""
+
+    def __init__(self, base_url: str, *, service: str, credential_setting: str, **kwargs: Any) -> None:
+        session = _RetryingClient(
+            raise_for_status=False, exceptions=(*DEFAULT_RETRY_EXCEPTIONS, ChunkedEncodingError)
+        ).session
+        super().__init__(base_url, session=session, **kwargs)
+        self.service = service
+        self.credential_setting = credential_setting
+
+    def _check_response(self, response: Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code in (401, 403):
+            raise CredentialRejectedError(
+                f"{self.service} rejected the credential in {self.credential_setting} "
+                f"(HTTP {response.status_code} on {response.request.path_url.split('?')[0]}): "
+                "check that it is current and has read access"
+            )
+        response.raise_for_status()
+
+    def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        kwargs.setdefault("hooks", {"response": [self._check_response]})
+        yield from super().paginate(*args, **kwargs)
