@@ -20,7 +20,7 @@ from ingestion import settings
 from ingestion.cursors import parse_cursor
 from ingestion.http import ApiClient
 from ingestion.pii import without
-from ingestion.quarantine import quarantined
+from ingestion.quarantine import quarantined, split_quarantined
 
 
 def _client(base_url: str, api_key: str, revision: str) -> ApiClient:
@@ -101,7 +101,7 @@ def klaviyo_source(
                 row = without(_flatten(resource), settings.KLAVIYO_PROFILE_DROP)
                 row["location"] = without(row.get("location"), settings.KLAVIYO_LOCATION_DROP)
                 rows.append(_with_cursor(row, "updated", "profiles"))
-            yield rows
+            yield from split_quarantined(rows)
 
     @dlt.resource(primary_key="id", write_disposition="merge")
     def events(
@@ -119,7 +119,7 @@ def klaviyo_source(
                 row = _flatten(resource)
                 row["metric_name"] = metric_names.get(row.get("metric_id"))
                 rows.append(_with_cursor(row, "datetime", "events"))
-            yield rows
+            yield from split_quarantined(rows)
 
     @dlt.resource(primary_key="id", write_disposition="merge")
     def metrics() -> Iterator[list[dict[str, Any]]]:

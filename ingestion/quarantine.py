@@ -7,11 +7,24 @@ reason are kept, never the record's personal data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import dlt
+from dlt.extract.items import DataItemWithMeta
 
 QUARANTINE_TABLE = "quarantined_records"
+
+
+def split_quarantined(rows: list[Any]) -> Iterator[Any]:
+    """The loadable rows of a page as one list, then each quarantine row on its own.
+
+    dlt reads table hints only from an item yielded by itself, not from inside a list.
+    """
+    loadable = [row for row in rows if not isinstance(row, DataItemWithMeta)]
+    if loadable:
+        yield loadable
+    yield from (row for row in rows if isinstance(row, DataItemWithMeta))
 
 
 def quarantined(source_table: str, record: dict[str, Any], reason: str) -> Any:

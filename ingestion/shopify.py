@@ -21,7 +21,7 @@ from ingestion import settings
 from ingestion.cursors import parse_cursor
 from ingestion.http import ApiClient
 from ingestion.pii import without
-from ingestion.quarantine import quarantined
+from ingestion.quarantine import quarantined, split_quarantined
 
 # endpoint -> JSON key of the list in its response
 ENDPOINTS = {"customers": "customers", "orders": "orders", "products": "products", "checkouts": "checkouts"}
@@ -65,12 +65,12 @@ def _prepare(endpoint: str, record: dict[str, Any]) -> Any:
     return record
 
 
-def _pages(client: ApiClient, endpoint: str, updated_at: dlt.sources.incremental) -> Iterator[list[Any]]:
+def _pages(client: ApiClient, endpoint: str, updated_at: dlt.sources.incremental) -> Iterator[Any]:
     params: dict[str, Any] = {"limit": settings.SHOPIFY_PAGE_SIZE, **FIRST_PAGE_FILTERS.get(endpoint, {})}
     if updated_at.last_value is not None:
         params["updated_at_min"] = updated_at.last_value.isoformat()
     for page in client.paginate(f"{endpoint}.json", params=params, data_selector=ENDPOINTS[endpoint]):
-        yield [_prepare(endpoint, record) for record in page]
+        yield from split_quarantined([_prepare(endpoint, record) for record in page])
 
 
 @dlt.source(name="shopify", max_table_nesting=2)
