@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -96,3 +97,19 @@ def test_funnel_per_day_device_and_channel_equals_ground_truth(warehouse, world:
     ).fetchall()
     assert len(truth) > 100
     assert sorted(marts) == sorted(truth)
+
+
+def test_no_secret_reaches_the_warehouse(warehouse, world: Path) -> None:
+    """The API tokens the run used appear in no text column of any table."""
+    tokens = json.loads((world / "world" / "meta.json").read_text())["api_tokens"].values()
+    columns = warehouse.execute(
+        "select schema_name, table_name, column_name from duckdb_columns() "
+        "where data_type in ('VARCHAR', 'JSON') and not internal"
+    ).fetchall()
+    assert len(columns) > 50
+    for schema, table, column in columns:
+        for token in tokens:
+            hits = warehouse.execute(
+                f'select count(*) from "{schema}"."{table}" where contains("{column}"::varchar, ?)', [token]
+            ).fetchone()[0]
+            assert hits == 0, f"{token[:6]}… found in {schema}.{table}.{column}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -146,3 +147,24 @@ def test_rejected_credential_names_the_setting_never_the_secret(
     assert message in str(error.value)
     assert secret not in str(error.value)
     assert secret not in caplog.text
+
+
+def test_ga4_reads_any_fsspec_url(world: Path, tmp_path: Path) -> None:
+    """A bucket URL (here fsspec's in-memory filesystem) loads the same rows as the local folder."""
+    import fsspec
+
+    from ingestion.ga4 import ga4_source
+
+    files = sorted((world / "ga4").glob("events_*.json.gz"))[:5]
+    memory = fsspec.filesystem("memory")
+    for file in files:
+        memory.pipe(f"/shop360-test-export/{file.name}", file.read_bytes())
+    pipeline = _pipeline("ga4", tmp_path)
+    pipeline.run(ga4_source(bucket_url="memory://shop360-test-export"))
+    with duckdb.connect(str(tmp_path / "sources.duckdb"), read_only=True) as connection:
+        loaded = connection.execute("select count(*) from raw_ga4.events").fetchone()[0]
+    expected = 0
+    for file in files:
+        with gzip.open(file, "rt") as handle:
+            expected += sum(1 for _ in handle)
+    assert loaded == expected > 0
