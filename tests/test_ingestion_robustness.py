@@ -41,16 +41,26 @@ TABLES = {
 }
 
 
-@pytest.fixture(scope="module")
-def scenario_dir(tmp_path_factory: pytest.TempPathFactory):
-    """A data directory of this module's own, with a small world; the session's is restored after."""
-    directory = tmp_path_factory.mktemp("robustness")
+def _own_world(directory: Path):
+    """Switch SHOP360_DATA_DIR to ``directory`` holding a small new world; the session's comes back after."""
     generate_world(directory / "sandbox", seed=11, customers=250, days=30, as_of=date(2026, 6, 1))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SHOP360_DATA_DIR", str(directory))
         stop_sandbox()
         yield directory
         stop_sandbox()
+
+
+@pytest.fixture(scope="module")
+def scenario_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A data directory shared by the scenarios that build on each other (full, advance, kill)."""
+    yield from _own_world(tmp_path_factory.mktemp("robustness"))
+
+
+@pytest.fixture
+def fresh_dir(tmp_path: Path):
+    """A data directory of one test's own, loaded from scratch."""
+    yield from _own_world(tmp_path)
 
 
 def _run(faults: str = "") -> NightlyReport:
@@ -154,7 +164,7 @@ def test_killed_run_then_rerun_equals_the_world(scenario_dir: Path, phase: str) 
     _assert_warehouse_equals_world(scenario_dir)
 
 
-def test_records_without_id_are_quarantined_and_new_fields_evolve(scenario_dir: Path) -> None:
+def test_records_without_id_are_quarantined_and_new_fields_evolve(fresh_dir: Path) -> None:
     import ingestion.pipelines as pipelines
 
     stop_sandbox()
@@ -170,8 +180,8 @@ def test_records_without_id_are_quarantined_and_new_fields_evolve(scenario_dir: 
     assert report.success, report.render()
     assert "audit/quarantined_records:no_quarantined_records" in report.warnings
     assert missing["orders"] and missing["customers"]
-    world = scenario_dir / "sandbox" / "world"
-    with duckdb.connect(str(scenario_dir / "warehouse.duckdb"), read_only=True) as connection:
+    world = fresh_dir / "sandbox" / "world"
+    with duckdb.connect(str(fresh_dir / "warehouse.duckdb"), read_only=True) as connection:
         for table, ids in missing.items():
             quarantined = connection.execute(
                 "select record_id, problem from audit.quarantined_records "
