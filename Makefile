@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # the venv's tools (dbt for dagster-dbt's manifest preparation) come first, activated or not
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install manifest demo test ui lint clean
+.PHONY: install manifest demo test ui bench lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ test: manifest
 ui: manifest
 	$(BIN)/shop360 prepare-dagster-home
 	$(BIN)/dagster dev -w workspace.yaml
+
+# GA4 ingestion of 1,000,000 events: shop360's dlt source against DuckDB's read_json (a report, not a test).
+# Extra options: make bench BENCH_ARGS="--repeat 3" (see python -m orchestration.bench --help).
+bench: install
+	$(BIN)/python -m orchestration.bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
