@@ -35,6 +35,7 @@ shop360 run, timings inflated; hot spots in ``<workdir>/profile_shop360.txt``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gzip
 import importlib
@@ -311,6 +312,8 @@ def run_measurement(
         raise BenchError(f"the {name} measurement failed (exit {child.returncode}); {log_file} ends:\n{tail}")
     result = json.loads(result_file.read_text())
     shutil.rmtree(scratch, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        scratch.parent.rmdir()  # only when no other scratch is left
     result["process_s"] = process_s  # the child's whole life: start-up, imports, work, checks
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     result["rows_per_s"] = result["rows"] / result["wall_s"] if result["wall_s"] > 0 else None

@@ -168,3 +168,20 @@ def test_ga4_reads_any_fsspec_url(world: Path, tmp_path: Path) -> None:
         with gzip.open(file, "rt") as handle:
             expected += sum(1 for _ in handle)
     assert loaded == expected > 0
+
+
+def test_ga4_empty_export_file_loads_nothing_and_fails_nothing(world: Path, tmp_path: Path) -> None:
+    """A day with no events is exported as an empty gzip file."""
+    from ingestion.ga4 import ga4_source
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    day = sorted((world / "ga4").glob("events_*.json.gz"))[0]
+    (folder / day.name).write_bytes(day.read_bytes())
+    with gzip.open(folder / "events_20300101.json.gz", "wb"):
+        pass
+    _pipeline("ga4", tmp_path).run(ga4_source(bucket_url=str(folder)))
+    with duckdb.connect(str(tmp_path / "sources.duckdb"), read_only=True) as connection:
+        loaded = connection.execute("select count(*) from raw_ga4.events").fetchone()[0]
+    with gzip.open(day, "rt") as handle:
+        assert loaded == sum(1 for _ in handle) > 0
