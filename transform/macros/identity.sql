@@ -246,38 +246,3 @@
     full outer join actual on expected.node_id = actual.node_id
     where expected.label is distinct from actual.label
 {% endtest %}
-
-{#- ---------------------------------------------------------------------------------------------
-    Reading raw columns staging does not carry (yet)
---------------------------------------------------------------------------------------------- -#}
-
-{#- id, email, phone and token (the checkout token in checkout URLs) of a raw Shopify table. dlt
-    only creates a column once it has seen a value, so a missing column reads as null and a
-    missing table as no rows (as in source_columns). -#}
-{% macro identity_shopify_contacts(table_name) -%}
-    {%- set relation = source('raw_shopify', table_name) -%}
-    {%- if not execute -%}
-        select id, email, phone, token from {{ relation }}
-    {%- else -%}
-        {%- set found = adapter.get_relation(relation.database, relation.schema, relation.identifier) -%}
-        {%- set existing = [] -%}
-        {%- if found is not none -%}
-            {%- for column in adapter.get_columns_in_relation(found) -%}
-                {%- do existing.append(column.name | lower) -%}
-            {%- endfor -%}
-        {%- endif %}
-    select
-        {%- for name, data_type in [('id', 'bigint'), ('email', 'varchar'), ('phone', 'varchar'), ('token', 'varchar')] %}
-        {% if name in existing -%}
-        cast({{ name }} as {{ data_type }})
-        {%- else -%}
-        cast(null as {{ data_type }})
-        {%- endif %} as {{ name }}{{ "," if not loop.last }}
-        {%- endfor %}
-    {% if found is not none -%}
-    from {{ relation }}
-    {%- else -%}
-    where false
-    {%- endif %}
-    {%- endif %}
-{%- endmacro %}

@@ -1,15 +1,15 @@
 -- One row per valid Shopify order and per abandoned checkout: the email and phone typed on it, as
 -- typed, and the checkout's token (the id in its checkout page URLs, /checkouts/<token>/…).
 -- Staging does not carry these columns (order phone; checkout email, phone and token), so they are
--- read from the raw tables here and normalised downstream; they belong in staging eventually.
+-- read from the raw tables here (source_columns) and normalised downstream.
 with
 
 raw_orders as (
-    {{ identity_shopify_contacts('orders') }}
+    {{ source_columns('raw_shopify', 'orders') }}
 ),
 
 raw_checkouts as (
-    {{ identity_shopify_contacts('checkouts') }}
+    {{ source_columns('raw_shopify', 'checkouts') }}
 ),
 
 valid_orders as (
