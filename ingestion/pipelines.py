@@ -46,6 +46,7 @@ logging.getLogger("dlt").addFilter(_ExpectedUntypedColumns())
 
 _sandbox_lock = threading.Lock()
 _sandbox_server = None  # the fake APIs, started at most once per process
+_sandbox_settings: dict[str, str] = {}  # the env vars pointing the sources at them
 
 
 class SourceConfigError(RuntimeError):
@@ -95,7 +96,7 @@ def _start_sandbox() -> None:
             )
         tokens = json.loads((world / "world" / "meta.json").read_text())["api_tokens"]
         server = SandboxServer(world).start()
-        os.environ.update(
+        _sandbox_settings.update(
             {
                 "SOURCES__SHOPIFY__SHOP_URL": server.base_url,
                 "SOURCES__SHOPIFY__ACCESS_TOKEN": tokens["shopify"],
@@ -104,6 +105,7 @@ def _start_sandbox() -> None:
                 "SOURCES__GA4__BUCKET_URL": str(world / "ga4"),
             }
         )
+        os.environ.update(_sandbox_settings)
         _sandbox_server = server
 
 
@@ -114,14 +116,9 @@ def stop_sandbox() -> None:
         if _sandbox_server is not None:
             _sandbox_server.stop()
             _sandbox_server = None
-            for key in (
-                "SHOPIFY__SHOP_URL",
-                "SHOPIFY__ACCESS_TOKEN",
-                "KLAVIYO__BASE_URL",
-                "KLAVIYO__API_KEY",
-                "GA4__BUCKET_URL",
-            ):
-                os.environ.pop(f"SOURCES__{key}", None)
+            for key in _sandbox_settings:
+                os.environ.pop(key, None)
+            _sandbox_settings.clear()
 
 
 _FACTORIES = {"shopify": shopify_source, "klaviyo": klaviyo_source, "ga4": ga4_source}
