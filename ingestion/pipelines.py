@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import threading
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import dlt
 from dlt.extract.source import DltSource
@@ -58,8 +60,8 @@ def _is_set(key: str, secret: bool) -> bool:
     return provider.get(key) not in (None, "")
 
 
-def configure_sources() -> str:
-    """Point every source at its real account, or all of them at the sandbox. Returns the mode."""
+def source_mode() -> str:
+    """``configured`` when every source has its settings, ``sandbox`` when none has, else an error."""
     if _sandbox_server is not None:
         return "sandbox"
     missing = [
@@ -76,8 +78,29 @@ def configure_sources() -> str:
             "some sources are configured and others are not; set these too (or none, for the sandbox): "
             + ", ".join(missing)
         )
-    _start_sandbox()
     return "sandbox"
+
+
+def configure_sources() -> str:
+    """Point every source at its real account, or all of them at the sandbox. Returns the mode."""
+    mode = source_mode()
+    if mode == "sandbox":
+        _start_sandbox()
+    return mode
+
+
+def sandbox_as_of() -> str | None:
+    """The end of the sandbox world (UTC, ISO) when the sources are the sandbox, else None.
+
+    The dbt models take it (var ``as_of``) as "now", so the marts of a simulated world
+    read as they would have on its last day.
+    """
+    meta_file = paths.sandbox_dir() / "world" / "meta.json"
+    if source_mode() != "sandbox" or not meta_file.exists():
+        return None
+    meta = json.loads(meta_file.read_text())
+    local_end = datetime.combine(date.fromisoformat(meta["as_of"]), time(), ZoneInfo(meta["timezone"]))
+    return local_end.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 def _start_sandbox() -> None:

@@ -1,5 +1,6 @@
 """dbt models as Dagster assets (dbt tests as asset checks), built with one ``dbt build``."""
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from ingestion import paths
+from ingestion import paths, pipelines
 from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR, OWNER, WAREHOUSE_WRITER_POOL
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -39,7 +40,11 @@ class ModelTranslator(DagsterDbtTranslator):
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # profiles.yml reads the warehouse location from here; make it absolute for dbt's working dir.
     os.environ["SHOP360_DATA_DIR"] = str(paths.data_dir())
-    yield from dbt.cli(["build"], context=context).stream()
+    args = ["build"]
+    # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of) is that day
+    if as_of := pipelines.sandbox_as_of():
+        args += ["--vars", json.dumps({"as_of": as_of})]
+    yield from dbt.cli(args, context=context).stream()
 
 
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE))

@@ -7,9 +7,12 @@ import os
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from ingestion.pipelines import stop_sandbox
 from ingestion.sandbox.world import generate_world
+from orchestration.nightly import NightlyReport, run_nightly
 
 # Small enough for CI, large enough to hold every planted case (see ingestion/sandbox/README.md).
 WORLD = {"seed": 7, "customers": 400, "days": 60, "as_of": date(2026, 6, 1)}
@@ -46,3 +49,23 @@ def read_jsonl(path: Path) -> list[dict]:
     """Every record of a world file."""
     with path.open() as handle:
         return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="session")
+def nightly(world: Path) -> NightlyReport:
+    """One nightly run, in-process, on the session's world: the warehouse most tests read."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        return run_nightly(instance)
+
+
+def own_world(directory: Path):
+    """Switch SHOP360_DATA_DIR to ``directory`` holding a small new world; the session's comes back after.
+
+    For tests that change their world (advance it, break it) or need runs of their own.
+    """
+    generate_world(directory / "sandbox", seed=11, customers=250, days=30, as_of=date(2026, 6, 1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOP360_DATA_DIR", str(directory))
+        stop_sandbox()
+        yield directory
+        stop_sandbox()

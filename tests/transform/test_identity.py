@@ -28,11 +28,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.nightly import NightlyReport, run_nightly
+from orchestration.nightly import NightlyReport
 
 MIN_PRECISION = 0.995
 MIN_RECALL = 0.97
@@ -53,13 +52,6 @@ NODE_TYPES = {
     "email": "email",
     "phone": "phone",
 }
-
-
-@pytest.fixture(scope="module")
-def nightly(world: Path) -> NightlyReport:
-    """One nightly run, in-process, on the session's world (dbt builds the identity models)."""
-    with dg.DagsterInstance.ephemeral() as instance:
-        return run_nightly(instance)
 
 
 @pytest.fixture(scope="module")

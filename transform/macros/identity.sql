@@ -246,3 +246,15 @@
     full outer join actual on expected.node_id = actual.node_id
     where expected.label is distinct from actual.label
 {% endtest %}
+
+{#- When this dbt invocation started, as a UTC timestamp literal: the "run" that key changes are
+    recorded under. -#}
+{% macro run_started_at_utc() -%}
+    '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamp
+{%- endmacro %}
+
+{#- A new person's customer_key: md5 of this dbt invocation's random id and the component, so it
+    is unique, and reveals nothing about the person (not even a hash of their email). -#}
+{% macro new_customer_key(component_id) -%}
+    md5('{{ invocation_id }}:' || {{ component_id }})
+{%- endmacro %}

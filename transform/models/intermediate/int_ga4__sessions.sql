@@ -1,4 +1,5 @@
--- One row per GA4 session: where it came from and when it first reached each funnel step.
+-- One row per GA4 session: where it came from, what it looked at and when it first reached each
+-- funnel step.
 -- The funnel is closed: a step's time is the first time it happened after the previous step was
 -- reached, so a session that adds to cart without viewing an item has not reached add_to_cart.
 {%- set steps = var('funnel_steps') %}
@@ -18,9 +19,16 @@ session_starts as (
         max(event_at) as ended_at,
         arg_min(device_category, event_at) as device_category,
         arg_min(channel, event_at) as channel,
+        -- the first event's traffic source: where the session came from
+        arg_min(traffic_source, event_at) as traffic_source,
+        arg_min(traffic_medium, event_at) as traffic_medium,
+        arg_min(traffic_campaign, event_at) as traffic_campaign,
         arg_min(country, event_at) as country,
         max(user_id) as user_id,
-        count(*) filter (where event_name = 'page_view') as page_views
+        count(*) filter (where event_name = 'page_view') as page_views,
+        -- every view and add, in any order (the funnel columns below keep the closed order)
+        count(*) filter (where event_name = 'view_item') as product_views,
+        count(*) filter (where event_name = 'add_to_cart') as add_to_carts
     from events
     group by session_key, user_pseudo_id
 ),
@@ -62,8 +70,13 @@ final as (
         session_starts.ended_at,
         session_starts.device_category,
         session_starts.channel,
+        session_starts.traffic_source,
+        session_starts.traffic_medium,
+        session_starts.traffic_campaign,
         session_starts.country,
         session_starts.page_views,
+        session_starts.product_views,
+        session_starts.add_to_carts,
         {%- for step in steps %}
         reached_{{ step }}.reached_at as {{ step }}_at,
         {%- endfor %}

@@ -1,82 +1,138 @@
--- One row per customer: where they are, whether we may email them, what they bought, how they
--- engage with email and how often they visit. No direct identifiers: customer_key is a pseudonym.
+-- One row per person (customer_key from identity resolution) with every column family a shop
+-- owner asks about: who and where they are, whether we may email them, what they bought, how they
+-- engage with email and the web shop, what they told us, their RFM segment and lifecycle stage.
+-- Each family is built per person in intermediate/customer/; this mart only puts them side by
+-- side. No direct identifiers: no email, phone, name, cookie or source record id.
 with
 
-customers as (
-    select * from {{ ref('int_customers') }}
+person_identifiers as (
+    select * from {{ ref('int_identity__person_identifiers') }}
 ),
 
-orders as (
-    select * from {{ ref('fct_orders') }}
+identifiers as (
+    select * from {{ ref('int_identity__identifiers') }}
 ),
 
-profiles as (
-    select * from {{ ref('stg_klaviyo__profiles') }}
+persons as (
+    select
+        person_identifiers.customer_key,
+        count(*) as identifiers,
+        min(identifiers.first_seen_at) as first_seen_at
+    from person_identifiers
+    inner join identifiers
+        on person_identifiers.identifier_type = identifiers.identifier_type
+        and person_identifiers.identifier_value = identifiers.identifier_value
+    group by person_identifiers.customer_key
 ),
 
-email_events as (
-    select * from {{ ref('stg_klaviyo__events') }}
+-- location: the default address of the person's most recently updated Shopify customer record
+locations as (
+    select
+        person_identifiers.customer_key,
+        customers.country_code,
+        customers.city
+    from person_identifiers
+    inner join {{ ref('stg_shopify__customers') }} as customers
+        on person_identifiers.identifier_value = customers.customer_id::varchar
+    where person_identifiers.identifier_type = 'shopify_customer'
+    qualify row_number() over (
+        partition by person_identifiers.customer_key order by customers.updated_at desc, customers.customer_id
+    ) = 1
 ),
 
-sessions as (
-    select * from {{ ref('int_ga4__sessions') }}
+consent as (
+    select * from {{ ref('int_customer__consent') }}
 ),
 
 purchases as (
-    select
-        customer_key,
-        count(*) filter (where not is_cancelled) as orders,
-        sum(net_revenue) as net_revenue,
-        min(ordered_at) filter (where not is_cancelled) as first_order_at,
-        max(ordered_at) filter (where not is_cancelled) as last_order_at
-    from orders
-    where customer_key is not null
-    group by customer_key
+    select * from {{ ref('int_customer__purchases') }}
 ),
 
-email_engagement as (
-    select
-        customers.customer_key,
-        count(*) filter (where email_events.metric_name = 'Received Email') as emails_received,
-        count(*) filter (where email_events.metric_name = 'Opened Email') as emails_opened,
-        count(*) filter (where email_events.metric_name = 'Clicked Email') as emails_clicked
-    from customers
-    inner join profiles on customers.email = profiles.email
-    inner join email_events on profiles.profile_id = email_events.profile_id
-    group by customers.customer_key
+email as (
+    select * from {{ ref('int_customer__email') }}
 ),
 
-web_visits as (
-    select
-        customers.customer_key,
-        count(distinct sessions.session_key) as sessions,
-        max(sessions.started_at) as last_session_at
-    from customers
-    inner join sessions on customers.customer_id::varchar = sessions.user_id
-    group by customers.customer_key
+web as (
+    select * from {{ ref('int_customer__web') }}
+),
+
+zero_party as (
+    select * from {{ ref('int_customer__zero_party') }}
 ),
 
 final as (
     select
-        customers.customer_key,
-        customers.country_code,
-        customers.city,
-        customers.created_at as customer_since,
-        customers.email_consent_state,
-        customers.email_consent_updated_at,
+        -- identity
+        persons.customer_key,
+        locations.country_code,
+        locations.city,
+        persons.first_seen_at,
+        web.acquisition_source,
+        web.acquisition_medium,
+        web.acquisition_campaign,
+        web.acquisition_channel,
+        persons.identifiers,
+        -- consent (no statement at all: never subscribed, may not be emailed)
+        coalesce(consent.email_marketing_consent, 'not_subscribed') as email_marketing_consent,
+        consent.email_consent_changed_at,
+        coalesce(consent.may_email, false) as may_email,
+        -- purchases
         coalesce(purchases.orders, 0) as orders,
+        coalesce(purchases.items, 0) as items,
+        coalesce(purchases.gross_revenue, 0) as gross_revenue,
         coalesce(purchases.net_revenue, 0) as net_revenue,
+        purchases.average_order_value,
         purchases.first_order_at,
         purchases.last_order_at,
-        coalesce(email_engagement.emails_received, 0) as emails_received,
-        coalesce(email_engagement.emails_opened, 0) as emails_opened,
-        coalesce(email_engagement.emails_clicked, 0) as emails_clicked,
-        coalesce(web_visits.sessions, 0) as sessions,
-        web_visits.last_session_at
-    from customers
-    left join purchases on customers.customer_key = purchases.customer_key
-    left join email_engagement on customers.customer_key = email_engagement.customer_key
-    left join web_visits on customers.customer_key = web_visits.customer_key
+        purchases.days_since_last_order,
+        purchases.online_order_share,
+        purchases.in_store_order_share,
+        purchases.preferred_weekday,
+        purchases.preferred_hour,
+        purchases.favourite_category,
+        purchases.favourite_product,
+        purchases.preferred_payment_method,
+        purchases.discount_order_share,
+        -- email engagement
+        coalesce(email.emails_received, 0) as emails_received,
+        coalesce(email.emails_opened, 0) as emails_opened,
+        coalesce(email.emails_clicked, 0) as emails_clicked,
+        email.open_rate,
+        email.click_rate,
+        email.last_engaged_at,
+        coalesce(consent.email_marketing_consent = 'unsubscribed', false) as is_unsubscribed,
+        coalesce(email.has_bounced, false) as has_bounced,
+        coalesce(email.marked_as_spam, false) as marked_as_spam,
+        coalesce(email.email_attributed_orders, 0) as email_attributed_orders,
+        -- web behaviour
+        coalesce(web.sessions, 0) as sessions,
+        coalesce(web.page_views, 0) as page_views,
+        coalesce(web.product_views, 0) as product_views,
+        coalesce(web.add_to_carts, 0) as add_to_carts,
+        coalesce(web.abandoned_checkouts, 0) as abandoned_checkouts,
+        web.last_seen_at,
+        web.mobile_session_share,
+        web.desktop_session_share,
+        web.tablet_session_share,
+        web.main_device,
+        -- zero-party answers
+        zero_party.interests,
+        zero_party.preferred_channel,
+        zero_party.cart_abandon_reason,
+        -- segments
+        purchases.recency_score,
+        purchases.frequency_score,
+        purchases.monetary_score,
+        purchases.rfm_segment,
+        -- a person who never bought is a prospect
+        coalesce(purchases.lifecycle_stage, 'prospect') as lifecycle_stage
+    from persons
+    left join locations on persons.customer_key = locations.customer_key
+    left join consent on persons.customer_key = consent.customer_key
+    left join purchases on persons.customer_key = purchases.customer_key
+    left join email on persons.customer_key = email.customer_key
+    left join web on persons.customer_key = web.customer_key
+    left join zero_party on persons.customer_key = zero_party.customer_key
 )
 
 select * from final

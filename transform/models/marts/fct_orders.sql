@@ -1,5 +1,5 @@
 -- One row per Shopify order of a real customer or an anonymous in-store sale (test orders
--- excluded). Revenue is net of refunds; a cancelled order's net revenue is zero.
+-- excluded), with the person who placed it (customer_key; null for an anonymous walk-in sale). Revenue is net of refunds; a cancelled order's net revenue is zero.
 with
 
 orders as (
@@ -15,14 +15,18 @@ refunds as (
     group by order_id
 ),
 
-customers as (
-    select * from {{ ref('int_customers') }}
+order_persons as (
+    select
+        identifier_value as order_id,
+        customer_key
+    from {{ ref('int_identity__person_identifiers') }}
+    where identifier_type = 'shopify_order'
 ),
 
 final as (
     select
         orders.order_id,
-        customers.customer_key,
+        order_persons.customer_key,
         orders.created_at as ordered_at,
         orders.created_at::date as order_date,
         orders.sales_channel,
@@ -38,7 +42,7 @@ final as (
         end as net_revenue
     from orders
     left join refunds on orders.order_id = refunds.order_id
-    left join customers on orders.customer_id = customers.customer_id
+    left join order_persons on orders.order_id::varchar = order_persons.order_id
     where not orders.is_test
 )
 
