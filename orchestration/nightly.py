@@ -30,6 +30,9 @@ class NightlyReport:
     failed_checks: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     quarantined: int = 0
+    people: int = 0
+    identifiers_cut: int = 0
+    key_changes: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [f"nightly run {'succeeded' if self.success else 'FAILED'} in {self.seconds:.1f} s"]
@@ -47,6 +50,15 @@ class NightlyReport:
         lines += [f"    failed: {name}" for name in self.failed_checks]
         lines += [f"    warning: {name}" for name in self.warnings]
         lines.append(f"  quarantined records: {self.quarantined} (see audit.quarantined_records)")
+        changes = ", ".join(f"{count} {kind}" for kind, count in sorted(self.key_changes.items())) or "none"
+        lines.append(
+            f"  people: {self.people:,} in marts.customer_360; customer_key changes this run: {changes} "
+            "(see intermediate.int_identity__key_changes)"
+        )
+        lines.append(
+            f"  identifiers cut by the over-merge guard: {self.identifiers_cut} "
+            "(see intermediate.int_identity__cut_identifiers)"
+        )
         lines.append(f"  warehouse: {self.warehouse}")
         return "\n".join(lines)
 
@@ -70,18 +82,33 @@ def rows_per_schema(warehouse: Path) -> dict[str, int]:
     return counts
 
 
-def quarantined_records(warehouse: Path) -> int:
-    """How many source records are in quarantine (0 before the audit model first ran)."""
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        exists = connection.execute(
-            "select count(*) from duckdb_tables() "
-            "where schema_name = 'audit' and table_name = 'quarantined_records'"
-        ).fetchone()[0]
-        return (
-            connection.execute("select count(*) from audit.quarantined_records").fetchone()[0]
-            if exists
-            else 0
-        )
+def _count(connection: duckdb.DuckDBPyConnection, schema: str, table: str, where: str = "true") -> int:
+    """Rows of ``schema.table`` matching ``where``; 0 when the model has not been built yet."""
+    exists = connection.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return connection.execute(f'select count(*) from "{schema}"."{table}" where {where}').fetchone()[0]
+
+
+def read_outcomes(report: NightlyReport) -> None:
+    """Fill in what the run left in the warehouse: quarantine, people, key changes, cut identifiers."""
+    with duckdb.connect(str(report.warehouse), read_only=True) as connection:
+        report.quarantined = _count(connection, "audit", "quarantined_records")
+        report.people = _count(connection, "marts", "customer_360")
+        report.identifiers_cut = _count(connection, "intermediate", "int_identity__cut_identifiers")
+        if _count(connection, "intermediate", "int_identity__key_changes"):
+            report.key_changes = dict(
+                connection.execute(
+                    """
+                    select change_type, count(*)
+                    from intermediate.int_identity__key_changes
+                    where changed_at = (select max(seen_at) from intermediate.int_identity__person_keys)
+                    group by change_type
+                    """
+                ).fetchall()
+            )
 
 
 def _rows_loaded(materializations: list[dg.DagsterEvent]) -> dict[str, int]:
@@ -133,5 +160,5 @@ def run_nightly(instance: dg.DagsterInstance | None = None, log_level: str = "WA
     )
     if report.warehouse.exists():
         report.rows_per_schema = rows_per_schema(report.warehouse)
-        report.quarantined = quarantined_records(report.warehouse)
+        read_outcomes(report)
     return report
