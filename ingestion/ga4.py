@@ -1,9 +1,10 @@
 """dlt source for GA4's BigQuery export files (``events_YYYYMMDD``, gzip NDJSON) in a folder or bucket.
 
 Files are listed with dlt's filesystem source (a local folder, or any fsspec URL such as ``gs://``
-or ``s3://``) and streamed into Arrow tables of DuckDB's row-group size: bulk data never passes
-through one Python dict a row. The nested ``event_params`` and ``items`` are kept as they are; dbt
-staging unnests them.
+or ``s3://``). DuckDB parses each file (``read_json`` with the columns of ``EVENT_SCHEMA``) into a
+Parquet file, which dlt imports as it is (``dlt.mark.with_file_import``): bulk data never passes
+through Python, neither as a dict a row nor as Arrow tables to normalize. The nested
+``event_params`` and ``items`` are kept as they are (JSON columns); dbt staging unnests them.
 A day's rows are replaced as a whole (delete-insert on ``event_date``), because GA4 rewrites a
 daily table while late events arrive.
 
@@ -15,12 +16,17 @@ the warehouse, so a run that starts with no local state still knows them.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Iterator
 from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
 
 import dlt
+import duckdb
 import pyarrow as pa
-import pyarrow.json as pa_json
+from dlt.extract.items import DataItemWithMeta
 from dlt.sources.filesystem import FileItemDict, filesystem
 
 from ingestion import settings
@@ -80,41 +86,51 @@ EVENT_SCHEMA = pa.schema(
         ),
     ]
 )
+# dlt takes the table's columns from this (empty) table: the nested fields become JSON columns
+_EVENT_TABLE = EVENT_SCHEMA.empty_table()
+
+# DuckDB for parsing one file: bounded memory; any row order (raw has none), so Parquet is written in parallel
+_DUCKDB_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": False}
 
 
-# DuckDB's row group size: each Arrow table becomes one Parquet row group that DuckDB loads in parallel
-ROW_GROUP_ROWS = 122_880
-_READ_OPTIONS = pa_json.ReadOptions(block_size=1 << 20)
-_PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=EVENT_SCHEMA, unexpected_field_behavior="ignore")
+@cache
+def duckdb_columns() -> dict[str, str]:
+    """``EVENT_SCHEMA`` as DuckDB column types (DuckDB's own mapping of the Arrow types)."""
+    with duckdb.connect() as connection:
+        relation = connection.from_arrow(_EVENT_TABLE)
+        return {name: str(type_) for name, type_ in zip(relation.columns, relation.types, strict=True)}
 
 
-def read_export_file(file: FileItemDict) -> Iterator[pa.Table]:
-    """One daily export file as Arrow tables of ``ROW_GROUP_ROWS`` events, or an error naming the file.
+def write_export_parquet(file: FileItemDict, target: Path) -> int:
+    """One daily export file as a Parquet file of ``EVENT_SCHEMA``'s columns; its number of events.
 
-    The file is streamed (gunzipped by Arrow, not Python) so memory stays bounded by the batch size.
+    DuckDB's ``read_json`` gunzips and parses the file with the columns and types given (other
+    export columns and fields are skipped) and ``COPY`` writes the Parquet file. A local file is
+    read by its path, any other through its fsspec file object. A file that is not JSON lines of
+    that shape, or holds an event without ``event_date``, is an error naming the file.
     """
     gzipped = file.get("encoding") == "gzip" or file["file_name"].endswith(".gz")
     try:
-        with file.open(mode="rb", compression="disable") as raw:
-            stream = pa.PythonFile(raw, mode="r")
-            if gzipped:
-                stream = pa.CompressedInputStream(stream, "gzip")
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-            for batch in pa_json.open_json(stream, read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS):
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                while pending_rows >= ROW_GROUP_ROWS:
-                    table = pa.Table.from_batches(pending)
-                    yield table.slice(0, ROW_GROUP_ROWS)
-                    rest = table.slice(ROW_GROUP_ROWS)
-                    pending, pending_rows = rest.to_batches(), rest.num_rows
-            if pending_rows:
-                yield pa.Table.from_batches(pending)
-    except pa.ArrowInvalid as error:
-        if "Empty JSON" in str(error):  # a gzip file of no events
-            return
+        with duckdb.connect(config=_DUCKDB_SETTINGS) as connection, contextlib.ExitStack() as stack:
+            if "file" in file.fsspec.protocol:
+                source: object = file.local_file_path
+            else:
+                source = stack.enter_context(file.open(mode="rb", compression="disable"))
+            events = connection.read_json(
+                source,
+                columns=duckdb_columns(),
+                format="newline_delimited",
+                compression="gzip" if gzipped else "none",
+            )
+            events.to_parquet(str(target))
+            written, undated = connection.execute(
+                "select count(*), count(*) - count(event_date) from read_parquet(?)", [str(target)]
+            ).fetchone()
+    except duckdb.Error as error:
         raise ValueError(f"GA4 export file {file['file_name']}: {error}") from error
+    if undated:
+        raise ValueError(f"GA4 export file {file['file_name']}: {undated} events have no event_date")
+    return written
 
 
 def export_date(file_name: str) -> date:
@@ -145,12 +161,21 @@ def make_events_transformer(reload_days: int):
         name="events",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         merge_key="event_date",
+        # DuckDB writes every Parquet column as optional, and dlt would rewrite a file that does not
+        # match a NOT NULL column: the merge key stays nullable, write_export_parquet checks it
+        columns={"event_date": {"nullable": True}},
     )
-    def events(files: list[FileItemDict]) -> Iterator[pa.Table]:
-        """GA4 events, one Arrow table per daily export file; a re-exported day replaces its rows."""
+    def events(files: list[FileItemDict]) -> Iterator[DataItemWithMeta]:
+        """GA4 events, one Parquet file per daily export file; a re-exported day replaces its rows."""
         loaded: dict[str, str] = dlt.current.resource_state().setdefault("loaded_files", {})
         for file in files_to_load(files, loaded, reload_days):
-            yield from read_export_file(file)
+            # beside the load packages, so dlt imports the file by a hard link, not a copy
+            with tempfile.TemporaryDirectory(dir=dlt.current.pipeline().working_dir) as scratch:
+                target = Path(scratch) / "events.parquet"
+                if events_in_file := write_export_parquet(file, target):
+                    yield dlt.mark.with_file_import(
+                        str(target), "parquet", items_count=events_in_file, hints=_EVENT_TABLE
+                    )
             loaded[file["file_name"]] = str(file["modification_date"])
 
     return events

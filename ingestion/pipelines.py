@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import dlt
+from dlt.common.destination import Destination
 from dlt.extract.source import DltSource
 
 from ingestion import paths, settings
@@ -164,11 +165,21 @@ def describe_source(name: str) -> DltSource:
     return _FACTORIES[name](**_DESCRIBE_ONLY[name])
 
 
+def warehouse_destination(name: str, database: str | os.PathLike[str] | None = None) -> Destination:
+    """The warehouse (or ``database``) as dlt's DuckDB destination, with source ``name``'s load settings."""
+    return dlt.destinations.duckdb(
+        credentials={
+            "database": str(database or paths.warehouse_path()),
+            **settings.DUCKDB_LOAD_SETTINGS.get(name, {}),
+        }
+    )
+
+
 def make_pipeline(name: str) -> dlt.Pipeline:
     """The dlt pipeline loading ``name`` into its raw schema of the warehouse."""
     return dlt.pipeline(
         pipeline_name=f"shop360_{name}",
-        destination=dlt.destinations.duckdb(str(paths.warehouse_path())),
+        destination=warehouse_destination(name),
         dataset_name=settings.DATASETS[name],
         pipelines_dir=str(paths.data_dir() / "dlt_pipelines"),
     )

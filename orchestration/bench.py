@@ -14,7 +14,8 @@ as long as DuckDB's ``read_json`` of the same file in the same run, with a peak 
    child and anything it spawned and reaped; not the sum of processes running at once).
    * ``reference``: DuckDB ``create table t as select * from read_json(<file>)`` into a scratch file;
    * ``shop360``: ``dlt.pipeline(...).run(ga4_source(bucket_url=<folder>))`` into a scratch DuckDB
-     file (dataset ``raw_ga4``), the source the nightly job runs, with a fresh pipeline directory.
+     file (dataset ``raw_ga4``): the source and the destination settings the nightly job runs
+     (``ingestion.pipelines.warehouse_destination("ga4", …)``), with a fresh pipeline directory.
    Wall and CPU seconds cover the work only (open → load → close), not interpreter start-up or
    imports; both scratch databases must hold exactly N rows afterwards, or the benchmark fails.
    With ``--repeat K`` the two alternate K times and the report gives medians (and every run).
@@ -210,12 +211,14 @@ def _measure_shop360(
     """The nightly job's GA4 source, through a dlt pipeline into a scratch DuckDB file."""
     import dlt
 
+    from ingestion.pipelines import warehouse_destination
+
     ga4_source = _load_source(source)
 
     database = scratch / "shop360.duckdb"
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(database)),
+        destination=warehouse_destination("ga4", database),  # the nightly job's load settings
         dataset_name=DATASET,
         pipelines_dir=str(scratch / "dlt_pipelines"),
     )
