@@ -1,7 +1,8 @@
--- One row per GA4 session: where it came from, what it looked at and when it first reached each
--- funnel step.
--- The funnel is closed: a step's time is the first time it happened after the previous step was
--- reached, so a session that adds to cart without viewing an item has not reached add_to_cart.
+-- One row per GA4 session: where it came from, where it landed, what it looked at and when it
+-- first reached each funnel step.
+-- The funnel is closed: a step's time (<step>_at) is the first time it happened after the previous
+-- step was reached, so a session that adds to cart without viewing an item has not reached
+-- add_to_cart. The open times (first_<step>_at) ignore the order, as the common packaged funnels do.
 {%- set steps = var('funnel_steps') %}
 with
 
@@ -24,11 +25,16 @@ session_starts as (
         arg_min(traffic_medium, event_at) as traffic_medium,
         arg_min(traffic_campaign, event_at) as traffic_campaign,
         arg_min(country, event_at) as country,
+        -- the page path only: query strings and fragments can carry campaign ids or an email
+        regexp_extract(arg_min(page_location, event_at), '^[a-z]+://[^/?#]*([^?#]*)', 1) as landing_page,
         max(user_id) as user_id,
         count(*) filter (where event_name = 'page_view') as page_views,
         -- every view and add, in any order (the funnel columns below keep the closed order)
         count(*) filter (where event_name = 'view_item') as product_views,
-        count(*) filter (where event_name = 'add_to_cart') as add_to_carts
+        count(*) filter (where event_name = 'add_to_cart') as add_to_carts,
+        {%- for step in steps %}
+        min(event_at) filter (where event_name = '{{ step }}') as first_{{ step }}_at{{ "," if not loop.last }}
+        {%- endfor %}
     from events
     group by session_key, user_pseudo_id
 ),
@@ -74,11 +80,15 @@ final as (
         session_starts.traffic_medium,
         session_starts.traffic_campaign,
         session_starts.country,
+        session_starts.landing_page,
         session_starts.page_views,
         session_starts.product_views,
         session_starts.add_to_carts,
         {%- for step in steps %}
         reached_{{ step }}.reached_at as {{ step }}_at,
+        {%- endfor %}
+        {%- for step in steps %}
+        session_starts.first_{{ step }}_at,
         {%- endfor %}
         reached_purchase.transaction_id
     from session_starts
