@@ -1,5 +1,11 @@
 -- One row per Shopify order of a real customer or an anonymous in-store sale (test orders
--- excluded), with the person who placed it (customer_key; null for an anonymous walk-in sale). Revenue is net of refunds; a cancelled order's net revenue is zero.
+-- excluded), with the person who placed it (customer_key; null for an anonymous walk-in sale).
+-- Revenue is net of refunds; a cancelled order's net revenue is zero.
+--
+-- Email attribution, last touch as Klaviyo does it: an online order is attributed to the latest
+-- email its buyer clicked within var email_click_attribution_days before it (default 5), and,
+-- separately, to the latest email they opened within var email_open_attribution_days (default 1).
+-- In-store sales are not attributed: a click cannot be tied to a walk-in.
 with
 
 orders as (
@@ -23,10 +29,57 @@ order_persons as (
     where identifier_type = 'shopify_order'
 ),
 
+email_touches as (
+    select customer_key, metric_name, occurred_at as touched_at, campaign_id
+    from {{ ref('int_email__events') }}
+    where metric_name in ('Clicked Email', 'Opened Email')
+        and campaign_id is not null
+),
+
+clicks as (
+    select * from email_touches where metric_name = 'Clicked Email'
+),
+
+opens as (
+    select * from email_touches where metric_name = 'Opened Email'
+),
+
+orders_with_persons as (
+    select
+        orders.*,
+        order_persons.customer_key
+    from orders
+    left join order_persons on orders.order_id::varchar = order_persons.order_id
+    where not orders.is_test
+),
+
+-- the latest click and the latest open of the buyer at or before each order
+last_touches as (
+    select
+        orders_with_persons.order_id,
+        clicks.campaign_id as last_click_campaign_id,
+        clicks.touched_at as last_clicked_at
+    from orders_with_persons
+    asof left join clicks
+        on orders_with_persons.customer_key = clicks.customer_key
+        and orders_with_persons.created_at >= clicks.touched_at
+),
+
+last_opens as (
+    select
+        orders_with_persons.order_id,
+        opens.campaign_id as last_open_campaign_id,
+        opens.touched_at as last_opened_at
+    from orders_with_persons
+    asof left join opens
+        on orders_with_persons.customer_key = opens.customer_key
+        and orders_with_persons.created_at >= opens.touched_at
+),
+
 final as (
     select
         orders.order_id,
-        order_persons.customer_key,
+        orders.customer_key,
         orders.created_at as ordered_at,
         orders.created_at::date as order_date,
         orders.sales_channel,
@@ -39,11 +92,23 @@ final as (
         case
             when orders.is_cancelled then 0
             else orders.total_price - coalesce(refunds.refunded, 0)
-        end as net_revenue
-    from orders
+        end as net_revenue,
+        case
+            when orders.sales_channel = 'online'
+                and orders.created_at < last_touches.last_clicked_at
+                    + to_days({{ var('email_click_attribution_days') }})
+                then last_touches.last_click_campaign_id
+        end as click_attributed_campaign_id,
+        case
+            when orders.sales_channel = 'online'
+                and orders.created_at < last_opens.last_opened_at
+                    + to_days({{ var('email_open_attribution_days') }})
+                then last_opens.last_open_campaign_id
+        end as open_attributed_campaign_id
+    from orders_with_persons as orders
     left join refunds on orders.order_id = refunds.order_id
-    left join order_persons on orders.order_id::varchar = order_persons.order_id
-    where not orders.is_test
+    left join last_touches on orders.order_id = last_touches.order_id
+    left join last_opens on orders.order_id = last_opens.order_id
 )
 
 select * from final

@@ -1,67 +1,39 @@
 -- One row per person with Klaviyo email events: how many marketing emails reached them, how they
--- engaged, and the web orders that followed a click.
+-- engaged, and the orders that followed a click.
 --
--- An email is one message (campaign_id, Klaviyo's $message) delivered to one profile (a Received
--- Email event). It counts as opened when the profile opened or clicked that message (a click
--- proves the open when the tracking pixel was blocked) and as clicked when it clicked it, however
--- often; so open_rate and click_rate are unique opens and clicks per delivered email, as Klaviyo
--- reports them, and never exceed 1.
+-- An email is one message (campaign_id, Klaviyo's $message) delivered to one profile
+-- (int_email__messages): opened when the profile opened or clicked it, clicked when it clicked it,
+-- however often; so open_rate and click_rate are unique opens and clicks per delivered email, as
+-- Klaviyo reports them, and never exceed 1.
 {%- set unsubscribe_metrics = ["Unsubscribed", "Unsubscribed from Email Marketing"] %}
 {%- set email_metrics = ["Received Email", "Opened Email", "Clicked Email", "Bounced Email",
     "Marked Email as Spam"] + unsubscribe_metrics %}
 with
 
-person_identifiers as (
-    select * from {{ ref('int_identity__person_identifiers') }}
+events as (
+    select * from {{ ref('int_email__events') }}
 ),
 
-klaviyo_events as (
-    select * from {{ ref('stg_klaviyo__events') }}
+messages as (
+    select * from {{ ref('int_email__messages') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
 ),
 
 consent as (
     select * from {{ ref('int_customer__consent') }}
 ),
 
-events as (
-    select
-        person_identifiers.customer_key,
-        klaviyo_events.*,
-        -- a message without an id is an email of its own
-        coalesce(klaviyo_events.campaign_id, klaviyo_events.event_id) as message_id
-    from person_identifiers
-    inner join klaviyo_events on person_identifiers.identifier_value = klaviyo_events.profile_id
-    where person_identifiers.identifier_type = 'klaviyo_profile'
-),
-
-received as (
-    select distinct customer_key, profile_id, message_id
-    from events
-    where metric_name = 'Received Email'
-),
-
--- one row per message a profile opened, or clicked (which proves the open)
-engaged as (
-    select
-        profile_id,
-        message_id,
-        bool_or(metric_name = 'Clicked Email') as is_clicked
-    from events
-    where metric_name in ('Opened Email', 'Clicked Email')
-    group by profile_id, message_id
-),
-
 deliveries as (
     select
-        received.customer_key,
+        customer_key,
         count(*) as emails_received,
-        count(engaged.message_id) as emails_opened,
-        count(*) filter (where engaged.is_clicked) as emails_clicked
-    from received
-    left join engaged
-        on received.profile_id = engaged.profile_id
-        and received.message_id = engaged.message_id
-    group by received.customer_key
+        count(*) filter (where is_opened) as emails_opened,
+        count(*) filter (where is_clicked) as emails_clicked
+    from messages
+    group by customer_key
 ),
 
 activity as (
@@ -79,29 +51,14 @@ activity as (
     group by customer_key
 ),
 
-clicks as (
-    select customer_key, occurred_at as clicked_at
-    from events
-    where metric_name = 'Clicked Email'
-),
-
--- Klaviyo's attribution: an order placed within var email_attribution_days (default 5, the
--- lifetime of the campaigns' discount codes) after the person clicked an email
+-- the orders fct_orders attributes to an email click (last touch, var email_click_attribution_days)
 attributed_orders as (
     select
-        events.customer_key,
-        count(distinct events.event_id) as email_attributed_orders
-    from events
-    where events.metric_name = 'Placed Order'
-        and exists (
-            select 1
-            from clicks
-            where clicks.customer_key = events.customer_key
-                and events.occurred_at >= clicks.clicked_at
-                and events.occurred_at < clicks.clicked_at
-                    + to_days({{ var('email_attribution_days', 5) }})
-        )
-    group by events.customer_key
+        customer_key,
+        count(*) as email_attributed_orders
+    from orders
+    where click_attributed_campaign_id is not null
+    group by customer_key
 ),
 
 final as (
