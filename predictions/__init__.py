@@ -1,0 +1,1 @@
+"""Customer-level predictions: purchase counts, survival and lifetime value (BG/NBD and Gamma-Gamma)."""
