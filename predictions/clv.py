@@ -17,6 +17,8 @@ from scipy.special import betaln, gammaln, hyp2f1
 
 MIN_CUSTOMERS_BGNBD = 20
 MIN_REPEAT_BUYERS_GAMMA_GAMMA = 10
+# Below this drop-out probability per purchase, a/(a+b), eq. 10 is evaluated as its no-drop-out limit.
+NO_DROPOUT = 1e-5
 
 
 def rfm_summary(
@@ -156,6 +158,10 @@ class BgNbd:
         x, t_x, age = _check_rfm(frequency, recency, T)
         t = np.asarray(t, dtype=float)
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
+        if a / (a + b) < NO_DROPOUT:
+            # Next to no one drops out (short histories fit that way): eq. 10's limit, the NBD
+            # expectation, where the hypergeometric form cancels into rounding noise.
+            return t * (r + x) / (alpha + age) / (1 + self._dropout_odds(x, t_x, age))
         horizon = alpha + age + t
         tail = np.exp((r + x) * (np.log(alpha + age) - np.log(horizon)))
         tail = tail * hyp2f1(r + x, b + x, a + b + x - 1, t / horizon)
@@ -266,7 +272,9 @@ def holdout_accuracy(
     summary = rfm_summary(transactions, observation_end=observation_end, calibration_end=calibration_end)
     rfm = summary["frequency"], summary["recency"], summary["T"]
     bgnbd = BgNbd.fit(*rfm)
-    gamma_gamma = GammaGamma.fit(summary["frequency"], summary["monetary_value"])
+    # a fully refunded repeat purchase is worth nothing: Gamma-Gamma needs positive spend
+    spend_frequency = summary["frequency"].where(summary["monetary_value"] > 0, 0)
+    gamma_gamma = GammaGamma.fit(spend_frequency, summary["monetary_value"])
     predicted = bgnbd.expected_purchases(holdout_days, *rfm)
     actual = summary["holdout_purchases"].to_numpy()
     actual_total = int(actual.sum())

@@ -16,6 +16,9 @@ from orchestration.nightly import NightlyReport, run_nightly
 
 # Small enough for CI, large enough to hold every planted case (see ingestion/sandbox/README.md).
 WORLD = {"seed": 7, "customers": 400, "days": 60, "as_of": date(2026, 6, 1)}
+# Long enough for single-order buyers to reach T = 180 days, for repeat buyers to churn twice and
+# for the purchase models to be scored on a 90-day holdout.
+LONG_WORLD = {"seed": 5, "customers": 250, "days": 420, "as_of": date(2026, 6, 1)}
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +72,20 @@ def own_world(directory: Path):
         stop_sandbox()
         yield directory
         stop_sandbox()
+
+
+@pytest.fixture(scope="session")
+def long_world_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """LONG_WORLD and the warehouse one nightly run built from it: (sandbox root, warehouse file)."""
+    directory = tmp_path_factory.mktemp("long_world")
+    generate_world(directory / "sandbox", **LONG_WORLD)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOP360_DATA_DIR", str(directory))
+        stop_sandbox()
+        try:
+            with dg.DagsterInstance.ephemeral() as instance:
+                report = run_nightly(instance)
+        finally:
+            stop_sandbox()
+    assert report.success, report.render()
+    return directory / "sandbox", report.warehouse

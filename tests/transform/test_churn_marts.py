@@ -26,14 +26,10 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import dagster as dg
 import duckdb
 import pytest
 
-from ingestion.pipelines import stop_sandbox
-from ingestion.sandbox.world import generate_world
-from orchestration.nightly import run_nightly
-from tests.conftest import WORLD, read_jsonl
+from tests.conftest import LONG_WORLD, WORLD, read_jsonl
 from tests.transform.test_customer_360 import _is_linkable, _order_net_revenue
 
 SHOP_TIME = ZoneInfo("Europe/Oslo")
@@ -46,10 +42,6 @@ class Order:
     net_revenue: Decimal
 
 
-# Long enough for single-order buyers to reach T = 180 days and for repeat buyers to churn twice.
-LONG_WORLD = {"seed": 5, "customers": 250, "days": 420, "as_of": date(2026, 6, 1)}
-
-
 @dataclass
 class Built:
     """A world and the warehouse the nightly job built from it."""
@@ -60,31 +52,15 @@ class Built:
     as_of: date  # the world's last day: midnight local on it is the marts' as_of
 
 
-def _long_world_warehouse(directory: Path) -> Path:
-    """Generate LONG_WORLD in `directory` and run the nightly job on it; the session's world comes back."""
-    generate_world(directory / "sandbox", **LONG_WORLD)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SHOP360_DATA_DIR", str(directory))
-        stop_sandbox()
-        try:
-            with dg.DagsterInstance.ephemeral() as instance:
-                report = run_nightly(instance)
-        finally:
-            stop_sandbox()
-    assert report.success, report.render()
-    return report.warehouse
-
-
 @pytest.fixture(scope="module", params=["small", pytest.param("long", marks=pytest.mark.e2e)])
-def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def built(request: pytest.FixtureRequest):
     if request.param == "small":
         nightly = request.getfixturevalue("nightly")
         assert nightly.success, nightly.render()
         world, as_of, warehouse = request.getfixturevalue("world"), WORLD["as_of"], nightly.warehouse
     else:
-        directory = tmp_path_factory.mktemp("churn_long")
-        warehouse = _long_world_warehouse(directory)
-        world, as_of = directory / "sandbox", LONG_WORLD["as_of"]
+        world, warehouse = request.getfixturevalue("long_world_run")
+        as_of = LONG_WORLD["as_of"]
     truth = json.loads((world / "truth" / "summary.json").read_text())
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         yield Built(connection, world, truth, as_of)

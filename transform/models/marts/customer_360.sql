@@ -60,6 +60,14 @@ zero_party as (
     select * from {{ ref('int_customer__zero_party') }}
 ),
 
+predictions as (
+    select * from {{ ref('int_customer__clv') }}
+),
+
+next_order as (
+    select * from {{ ref('int_customer__next_order') }}
+),
+
 final as (
     select
         -- identity
@@ -125,7 +133,19 @@ final as (
         purchases.monetary_score,
         purchases.rfm_segment,
         -- a person who never bought is a prospect
-        coalesce(purchases.lifecycle_stage, 'prospect') as lifecycle_stage
+        coalesce(purchases.lifecycle_stage, 'prospect') as lifecycle_stage,
+        -- predictions (BG/NBD and Gamma-Gamma, fitted tonight: int_customer__clv_fit)
+        predictions.probability_alive,
+        case
+            when predictions.probability_alive < {{ var('churn_risk_high_below', 0.3) }} then 'high'
+            when predictions.probability_alive < {{ var('churn_risk_medium_below', 0.7) }} then 'medium'
+            when predictions.probability_alive is not null then 'low'
+        end as churn_risk,
+        round(predictions.expected_purchases_90d, 3) as expected_purchases_90d,
+        round(predictions.expected_purchases_365d, 3) as expected_purchases_365d,
+        round(predictions.predicted_clv_365d, 2)::decimal(18, 2) as predicted_clv_365d,
+        round(next_order.avg_days_between_purchases, 1) as avg_days_between_orders,
+        next_order.expected_next_order_date
     from persons
     left join locations on persons.customer_key = locations.customer_key
     left join consent on persons.customer_key = consent.customer_key
@@ -133,6 +153,8 @@ final as (
     left join email on persons.customer_key = email.customer_key
     left join web on persons.customer_key = web.customer_key
     left join zero_party on persons.customer_key = zero_party.customer_key
+    left join predictions on persons.customer_key = predictions.customer_key
+    left join next_order on persons.customer_key = next_order.customer_key
 )
 
 select * from final
