@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from ingestion.pipelines import stop_sandbox
@@ -54,11 +56,41 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
+def order_net_revenue(order: dict) -> Decimal:
+    """An order's net revenue by the README definition: 0 when cancelled, else total_price minus
+    successful refund transactions."""
+    if order["cancelled_at"]:
+        return Decimal("0")
+    refunded = sum(
+        (
+            Decimal(transaction["amount"])
+            for refund in order["refunds"]
+            for transaction in refund["transactions"]
+            if transaction["kind"] == "refund" and transaction["status"] == "success"
+        ),
+        Decimal("0"),
+    )
+    return Decimal(order["total_price"]) - refunded
+
+
+def is_linkable(order: dict) -> bool:
+    """Whether a source can link the order to anyone (a customer, an email or a phone)."""
+    return bool(order["customer"] or (order["email"] or "").strip() or (order["phone"] or "").strip())
+
+
 @pytest.fixture(scope="session")
 def nightly(world: Path) -> NightlyReport:
     """One nightly run, in-process, on the session's world: the warehouse most tests read."""
     with dg.DagsterInstance.ephemeral() as instance:
         return run_nightly(instance)
+
+
+@pytest.fixture(scope="module")
+def warehouse(nightly: NightlyReport):
+    """A read-only connection to the session's warehouse (modules needing temp tables define their own)."""
+    assert nightly.success, nightly.render()
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
+        yield connection
 
 
 def own_world(directory: Path):

@@ -6,18 +6,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
-import pytest
-
 from orchestration.nightly import NightlyReport
 
 STEPS = ("view_item", "add_to_cart", "begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
-
-
-@pytest.fixture(scope="module")
-def warehouse(nightly: NightlyReport):
-    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
-        yield connection
 
 
 def test_nightly_job_succeeds_with_every_check_passing(nightly: NightlyReport, truth: dict) -> None:

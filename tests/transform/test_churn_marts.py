@@ -29,8 +29,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from tests.conftest import LONG_WORLD, WORLD, read_jsonl
-from tests.transform.test_customer_360 import _is_linkable, _order_net_revenue
+from tests.conftest import LONG_WORLD, WORLD, is_linkable, order_net_revenue, read_jsonl
 
 SHOP_TIME = ZoneInfo("Europe/Oslo")
 SEGMENTS = ["Champions", "Loyal", "Potential loyalist", "New", "Can't lose", "At risk", "Hibernating", "Lost"]
@@ -78,10 +77,10 @@ def counted_orders(world: Path, truth: dict) -> dict[str, list[Order]]:
     placed: dict[str, list[tuple[datetime, int, Decimal]]] = defaultdict(list)
     for order in read_jsonl(world / "world" / "shopify" / "orders.jsonl"):
         order_id = str(order["id"])
-        if order["test"] or order["cancelled_at"] or order_id in malformed or not _is_linkable(order):
+        if order["test"] or order["cancelled_at"] or order_id in malformed or not is_linkable(order):
             continue
         at = datetime.fromisoformat(order["created_at"])
-        placed[order_person[order_id]].append((at, order["id"], _order_net_revenue(order)))
+        placed[order_person[order_id]].append((at, order["id"], order_net_revenue(order)))
     return {
         person: [Order(at.astimezone(SHOP_TIME).date(), revenue) for at, _, revenue in sorted(orders)]
         for person, orders in placed.items()
@@ -98,7 +97,7 @@ def unknowable(world: Path) -> set[str]:
             if row["id_type"] == "order_id"
             and int(row["identifier"]) in orders
             and not orders[int(row["identifier"])]["test"]
-            and not _is_linkable(orders[int(row["identifier"])])
+            and not is_linkable(orders[int(row["identifier"])])
         }
 
 

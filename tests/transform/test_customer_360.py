@@ -18,25 +18,10 @@ import duckdb
 import pytest
 
 from orchestration.nightly import NightlyReport
-from tests.conftest import read_jsonl
+from tests.conftest import is_linkable, order_net_revenue, read_jsonl
 from tests.transform.test_identity import PERSON_COUNT_TOLERANCE, prepare_scoring, true_person_count
 
 TOP = 10
-
-
-def _order_net_revenue(order: dict) -> Decimal:
-    if order["cancelled_at"]:
-        return Decimal("0")
-    refunded = sum(
-        (
-            Decimal(transaction["amount"])
-            for refund in order["refunds"]
-            for transaction in refund["transactions"]
-            if transaction["kind"] == "refund" and transaction["status"] == "success"
-        ),
-        Decimal("0"),
-    )
-    return Decimal(order["total_price"]) - refunded
 
 
 def persons_with_anonymous_orders(world: Path, connection: duckdb.DuckDBPyConnection) -> set[str]:
@@ -49,12 +34,8 @@ def persons_with_anonymous_orders(world: Path, connection: duckdb.DuckDBPyConnec
     return {
         order_person[str(order["id"])]
         for order in read_jsonl(world / "world" / "shopify" / "orders.jsonl")
-        if not order["test"] and not _is_linkable(order) and str(order["id"]) in order_person
+        if not order["test"] and not is_linkable(order) and str(order["id"]) in order_person
     }
-
-
-def _is_linkable(order: dict) -> bool:
-    return bool(order["customer"] or (order["email"] or "").strip() or (order["phone"] or "").strip())
 
 
 def expected_persons(world: Path, truth: dict, connection: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
@@ -68,11 +49,11 @@ def expected_persons(world: Path, truth: dict, connection: duckdb.DuckDBPyConnec
     expected: dict[str, tuple[Decimal, int]] = {}
     for order in read_jsonl(world / "world" / "shopify" / "orders.jsonl"):
         order_id = str(order["id"])
-        if order["test"] or order_id in malformed or not _is_linkable(order):
+        if order["test"] or order_id in malformed or not is_linkable(order):
             continue
         person = order_person[order_id]
         revenue, orders = expected.get(person, (Decimal("0"), 0))
-        expected[person] = (revenue + _order_net_revenue(order), orders + (0 if order["cancelled_at"] else 1))
+        expected[person] = (revenue + order_net_revenue(order), orders + (0 if order["cancelled_at"] else 1))
     return expected
 
 

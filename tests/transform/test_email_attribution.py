@@ -14,21 +14,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
-import pytest
-
-from orchestration.nightly import NightlyReport
 from tests.conftest import read_jsonl
 
 CLICK_WINDOW = timedelta(days=5)
 OPEN_WINDOW = timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def warehouse(nightly: NightlyReport):
-    assert nightly.success, nightly.render()
-    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
-        yield connection
 
 
 def expected_attribution(world: Path, truth: dict) -> dict[str, dict[str, str | None]]:

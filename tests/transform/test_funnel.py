@@ -16,11 +16,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 
-from orchestration.nightly import NightlyReport
 from tests.conftest import read_jsonl
 
 STEPS = ("view_item", "add_to_cart", "begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
@@ -78,13 +76,6 @@ def export_sessions(world: Path) -> dict[tuple[str, int], Session]:
 @pytest.fixture(scope="module")
 def sessions(world: Path) -> dict[tuple[str, int], Session]:
     return export_sessions(world)
-
-
-@pytest.fixture(scope="module")
-def warehouse(nightly: NightlyReport):
-    assert nightly.success, nightly.render()
-    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
-        yield connection
 
 
 def _day(date: str) -> str:

@@ -15,16 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.nightly import NightlyReport
-
 HOLDOUT_DAYS = 90
-
-
-@pytest.fixture(scope="module")
-def warehouse(nightly: NightlyReport):
-    assert nightly.success, nightly.render()
-    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
-        yield connection
 
 
 @pytest.fixture(scope="module")

@@ -22,21 +22,12 @@ from itertools import combinations, pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pytest
 
-from orchestration.nightly import NightlyReport
-from tests.conftest import read_jsonl
+from tests.conftest import is_linkable, order_net_revenue, read_jsonl
 
 SHOP_TIME = ZoneInfo("Europe/Oslo")
 TOP = 5
-
-
-@pytest.fixture(scope="module")
-def warehouse(nightly: NightlyReport):
-    assert nightly.success, nightly.render()
-    with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
-        yield connection
 
 
 @pytest.fixture(scope="module")
@@ -52,23 +43,6 @@ def counted_orders(world: Path, truth: dict) -> list[dict]:
 
 def _shop_time(order: dict) -> datetime:
     return datetime.fromisoformat(order["created_at"]).astimezone(SHOP_TIME)
-
-
-def _net_revenue(order: dict) -> Decimal:
-    refunded = sum(
-        (
-            Decimal(transaction["amount"])
-            for refund in order["refunds"]
-            for transaction in refund["transactions"]
-            if transaction["kind"] == "refund" and transaction["status"] == "success"
-        ),
-        Decimal("0"),
-    )
-    return Decimal(order["total_price"]) - refunded
-
-
-def _is_linkable(order: dict) -> bool:
-    return bool(order["customer"] or (order["email"] or "").strip() or (order["phone"] or "").strip())
 
 
 def _quantile(values: list[int], q: float) -> float:
@@ -166,7 +140,7 @@ def test_purchase_timing_totals_and_busiest_cell_equal_the_order_file(warehouse,
     ).fetchall()
     assert len(rows) == 7 * 24
     assert sum(row[3] for row in rows) == len(counted_orders)
-    assert sum(row[4] for row in rows) == sum(_net_revenue(order) for order in counted_orders)
+    assert sum(row[4] for row in rows) == sum(order_net_revenue(order) for order in counted_orders)
     assert {(row[0], row[2]): row[3] for row in rows if row[3]} == cells
     mart_busiest = max(rows, key=lambda row: (row[3], -row[0], -row[2]))
     day_name = date(2026, 6, weekday).strftime("%A")  # 1 June 2026 is a Monday
@@ -183,7 +157,7 @@ def test_repurchase_days_per_product_equal_the_order_file(warehouse, world, coun
         }
     purchase_days: dict[tuple[int, str], set[date]] = defaultdict(set)
     for order in counted_orders:
-        if not _is_linkable(order):
+        if not is_linkable(order):
             continue
         for line in order["line_items"]:
             purchase_days[(line["product_id"], order_person[str(order["id"])])].add(_shop_time(order).date())
