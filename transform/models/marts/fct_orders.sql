@@ -6,6 +6,7 @@
 -- email its buyer clicked within var email_click_attribution_days before it (default 5), and,
 -- separately, to the latest email they opened within var email_open_attribution_days (default 1).
 -- In-store sales are not attributed: a click cannot be tied to a walk-in.
+{%- set touches = {'click': 'Clicked Email', 'open': 'Opened Email'} %}
 with
 
 orders as (
@@ -32,16 +33,8 @@ order_persons as (
 email_touches as (
     select customer_key, metric_name, occurred_at as touched_at, campaign_id
     from {{ ref('int_email__events') }}
-    where metric_name in ('Clicked Email', 'Opened Email')
+    where metric_name in ('{{ touches.values() | join("', '") }}')
         and campaign_id is not null
-),
-
-clicks as (
-    select * from email_touches where metric_name = 'Clicked Email'
-),
-
-opens as (
-    select * from email_touches where metric_name = 'Opened Email'
 ),
 
 orders_with_persons as (
@@ -53,29 +46,19 @@ orders_with_persons as (
     where not orders.is_test
 ),
 
--- the latest click and the latest open of the buyer at or before each order
-last_touches as (
+{% for kind, metric in touches.items() %}
+-- the buyer's latest {{ kind }} at or before each order
+last_{{ kind }} as (
     select
         orders_with_persons.order_id,
-        clicks.campaign_id as last_click_campaign_id,
-        clicks.touched_at as last_clicked_at
+        touches.campaign_id,
+        touches.touched_at
     from orders_with_persons
-    asof left join clicks
-        on orders_with_persons.customer_key = clicks.customer_key
-        and orders_with_persons.created_at >= clicks.touched_at
+    asof left join (select * from email_touches where metric_name = '{{ metric }}') as touches
+        on orders_with_persons.customer_key = touches.customer_key
+        and orders_with_persons.created_at >= touches.touched_at
 ),
-
-last_opens as (
-    select
-        orders_with_persons.order_id,
-        opens.campaign_id as last_open_campaign_id,
-        opens.touched_at as last_opened_at
-    from orders_with_persons
-    asof left join opens
-        on orders_with_persons.customer_key = opens.customer_key
-        and orders_with_persons.created_at >= opens.touched_at
-),
-
+{% endfor %}
 final as (
     select
         orders.order_id,
@@ -93,22 +76,19 @@ final as (
             when orders.is_cancelled then 0
             else orders.total_price - coalesce(refunds.refunded, 0)
         end as net_revenue,
+        {%- for kind in touches %}
         case
             when orders.sales_channel = 'online'
-                and orders.created_at < last_touches.last_clicked_at
-                    + to_days({{ var('email_click_attribution_days') }})
-                then last_touches.last_click_campaign_id
-        end as click_attributed_campaign_id,
-        case
-            when orders.sales_channel = 'online'
-                and orders.created_at < last_opens.last_opened_at
-                    + to_days({{ var('email_open_attribution_days') }})
-                then last_opens.last_open_campaign_id
-        end as open_attributed_campaign_id
+                and orders.created_at < last_{{ kind }}.touched_at
+                    + to_days({{ var('email_' ~ kind ~ '_attribution_days') }})
+                then last_{{ kind }}.campaign_id
+        end as {{ kind }}_attributed_campaign_id{{ "," if not loop.last }}
+        {%- endfor %}
     from orders_with_persons as orders
     left join refunds on orders.order_id = refunds.order_id
-    left join last_touches on orders.order_id = last_touches.order_id
-    left join last_opens on orders.order_id = last_opens.order_id
+    {%- for kind in touches %}
+    left join last_{{ kind }} on orders.order_id = last_{{ kind }}.order_id
+    {%- endfor %}
 )
 
 select * from final

@@ -19,9 +19,10 @@ cycles as (
 buyers as (
     select
         customer_key,
-        count(*) as purchase_days,
-        min(purchase_date) as first_purchase_date,
-        max(purchase_date) as last_purchase_date
+        max(purchase_date) as last_purchase_date,
+        -- null for a single purchase day
+        (max(purchase_date) - min(purchase_date))::double / nullif(count(*) - 1, 0)
+            as avg_days_between_purchases
     from purchase_days
     group by customer_key
 ),
@@ -41,18 +42,11 @@ last_day_cycles as (
 final as (
     select
         buyers.customer_key,
-        case
-            when buyers.purchase_days > 1
-                then (buyers.last_purchase_date - buyers.first_purchase_date)::double / (buyers.purchase_days - 1)
-        end as avg_days_between_purchases,
+        buyers.avg_days_between_purchases,
         last_day_cycles.product_cycle_days,
-        buyers.last_purchase_date + round(coalesce(
-            case
-                when buyers.purchase_days > 1
-                    then (buyers.last_purchase_date - buyers.first_purchase_date)::double / (buyers.purchase_days - 1)
-            end,
-            last_day_cycles.product_cycle_days
-        ))::integer as expected_next_order_date
+        buyers.last_purchase_date
+            + round(coalesce(buyers.avg_days_between_purchases, last_day_cycles.product_cycle_days))::integer
+            as expected_next_order_date
     from buyers
     left join last_day_cycles on buyers.customer_key = last_day_cycles.customer_key
 )

@@ -8,18 +8,23 @@ order_facts as (
     select * from {{ ref('int_customer__order_facts') }}
 ),
 
+as_of as (
+    select ({{ to_shop_time(as_of()) }})::date as as_of_local_date
+),
+
 final as (
     select
         customer_key,
         order_local_date as purchase_date,
         count(*) as orders,
         sum(net_revenue) as net_revenue,
-        ({{ to_shop_time(as_of()) }})::date as as_of_local_date
+        any_value(as_of.as_of_local_date) as as_of_local_date
     from order_facts
-    where is_counted
-        and customer_key is not null
-        and order_local_date <= ({{ to_shop_time(as_of()) }})::date
-    group by customer_key, order_local_date
+    cross join as_of
+    where order_facts.is_counted
+        and order_facts.customer_key is not null
+        and order_facts.order_local_date <= as_of.as_of_local_date
+    group by order_facts.customer_key, order_facts.order_local_date
 )
 
 select * from final
