@@ -225,6 +225,14 @@ class GammaGamma:
         return self.p * (self.gamma + x * z_bar) / (self.p * x + self.q - 1)
 
 
+def fit_models(summary: pd.DataFrame) -> tuple[BgNbd, GammaGamma]:
+    """Both models fitted on an `rfm_summary`; Gamma-Gamma on the repeat buyers with positive spend
+    (a fully refunded repeat purchase is worth nothing, and the model needs spend above zero)."""
+    bgnbd = BgNbd.fit(summary["frequency"], summary["recency"], summary["T"])
+    spend_frequency = summary["frequency"].where(summary["monetary_value"] > 0, 0)
+    return bgnbd, GammaGamma.fit(spend_frequency, summary["monetary_value"])
+
+
 def predict_customers(
     summary: pd.DataFrame, bgnbd: BgNbd, gamma_gamma: GammaGamma, *, horizons_days=(90, 365)
 ) -> pd.DataFrame:
@@ -271,10 +279,7 @@ def holdout_accuracy(
     calibration_end = observation_end - timedelta(days=holdout_days)
     summary = rfm_summary(transactions, observation_end=observation_end, calibration_end=calibration_end)
     rfm = summary["frequency"], summary["recency"], summary["T"]
-    bgnbd = BgNbd.fit(*rfm)
-    # a fully refunded repeat purchase is worth nothing: Gamma-Gamma needs positive spend
-    spend_frequency = summary["frequency"].where(summary["monetary_value"] > 0, 0)
-    gamma_gamma = GammaGamma.fit(spend_frequency, summary["monetary_value"])
+    bgnbd, gamma_gamma = fit_models(summary)
     predicted = bgnbd.expected_purchases(holdout_days, *rfm)
     actual = summary["holdout_purchases"].to_numpy()
     actual_total = int(actual.sum())

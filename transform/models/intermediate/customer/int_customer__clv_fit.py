@@ -10,18 +10,14 @@ from datetime import date
 
 import pandas as pd
 
-from predictions.clv import BgNbd, GammaGamma, holdout_accuracy, rfm_summary
+from predictions.clv import fit_models, holdout_accuracy, rfm_summary
 
 HOLDOUT_DAYS = 90
 
 
 def _fit(days: pd.DataFrame, as_of: date) -> dict:
     summary = rfm_summary(days, observation_end=as_of)
-    rfm = summary["frequency"], summary["recency"], summary["T"]
-    bgnbd = BgNbd.fit(*rfm)
-    # a fully refunded repeat purchase is worth nothing: Gamma-Gamma needs positive spend
-    spend_frequency = summary["frequency"].where(summary["monetary_value"] > 0, 0)
-    gamma_gamma = GammaGamma.fit(spend_frequency, summary["monetary_value"])
+    bgnbd, gamma_gamma = fit_models(summary)
     return {
         "buyers": len(summary),
         "repeat_buyers": int((summary["frequency"] > 0).sum()),
