@@ -8,10 +8,12 @@ through Python, neither as a dict a row nor as Arrow tables to normalize. The ne
 A day's rows are replaced as a whole (delete-insert on ``event_date``), because GA4 rewrites a
 daily table while late events arrive.
 
-Which files load: new files, files whose modification time changed (a re-export), and always the
-newest ``reload_days`` days already loaded, since GA4 keeps rewriting a day for up to three days. The
-files loaded and their modification times are kept in the resource's dlt state, which dlt stores in
-the warehouse, so a run that starts with no local state still knows them.
+Which files load: given ``days`` (first, last), exactly the files of those days, whatever was loaded
+before: that is how Dagster's daily partitions load, backfill and re-run a day. Without, new files,
+files whose modification time changed (a re-export), and always the newest ``reload_days`` days
+already loaded, since GA4 keeps rewriting a day for up to three days. The files loaded and their
+modification times are kept in the resource's dlt state, which dlt stores in the warehouse, so a run
+that starts with no local state still knows them.
 """
 
 from __future__ import annotations
@@ -154,7 +156,12 @@ def files_to_load(files: list[FileItemDict], loaded: dict[str, str], reload_days
     ]
 
 
-def make_events_transformer(reload_days: int):
+def files_of_days(files: list[FileItemDict], first: date, last: date) -> list[FileItemDict]:
+    """The export files of the days ``first`` to ``last`` (both included)."""
+    return [file for file in files if first <= export_date(file["file_name"]) <= last]
+
+
+def make_events_transformer(reload_days: int, days: tuple[date, date] | None = None):
     """The ``events`` transformer: reads the export files the listing resource passes to it."""
 
     @dlt.transformer(
@@ -168,7 +175,8 @@ def make_events_transformer(reload_days: int):
     def events(files: list[FileItemDict]) -> Iterator[DataItemWithMeta]:
         """GA4 events, one Parquet file per daily export file; a re-exported day replaces its rows."""
         loaded: dict[str, str] = dlt.current.resource_state().setdefault("loaded_files", {})
-        for file in files_to_load(files, loaded, reload_days):
+        chosen = files_of_days(files, *days) if days else files_to_load(files, loaded, reload_days)
+        for file in chosen:
             # beside the load packages, so dlt imports the file by a hard link, not a copy
             with tempfile.TemporaryDirectory(dir=dlt.current.pipeline().working_dir) as scratch:
                 target = Path(scratch) / "events.parquet"
@@ -186,7 +194,15 @@ def ga4_source(
     bucket_url: str = dlt.config.value,
     file_glob: str = settings.GA4_FILE_GLOB,
     reload_days: int = settings.GA4_RELOAD_DAYS,
+    days: tuple[date, date] | None = None,
 ):
-    """GA4 export files under ``bucket_url`` (a folder or an fsspec URL such as gs:// or s3://)."""
+    """GA4 export files under ``bucket_url`` (a folder or an fsspec URL such as gs:// or s3://);
+    with ``days`` (first, last), the files of those days only."""
     files = filesystem(bucket_url=bucket_url, file_glob=file_glob)
-    return files | make_events_transformer(reload_days)
+    return files | make_events_transformer(reload_days, days)
+
+
+def export_days(bucket_url: str, file_glob: str = settings.GA4_FILE_GLOB) -> list[date]:
+    """The days that have an export file under ``bucket_url``, oldest first (a listing, no reading)."""
+    listing = filesystem(bucket_url=bucket_url, file_glob=file_glob)
+    return sorted({export_date(file["file_name"]) for file in listing})

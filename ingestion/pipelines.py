@@ -155,9 +155,17 @@ _DESCRIBE_ONLY = {
 }
 
 
-def make_source(name: str) -> DltSource:
-    """The dlt source for ``name``, settings from dlt config (call ``configure_sources`` first)."""
-    return _FACTORIES[name]()
+def make_source(name: str, **options) -> DltSource:
+    """The dlt source for ``name``, settings from dlt config (call ``configure_sources`` first);
+    ``options`` are the source's own arguments (GA4's ``days``)."""
+    return _FACTORIES[name](**options)
+
+
+def ga4_bucket_url() -> str:
+    """Where the GA4 export files are: the configured bucket, or the sandbox's folder (no server started)."""
+    if source_mode() == "sandbox":
+        return str(paths.sandbox_dir() / "ga4")
+    return dlt.config["sources.ga4.bucket_url"]
 
 
 def describe_source(name: str) -> DltSource:

@@ -113,6 +113,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report.success else 1
 
 
+def _backfill_ga4(args: argparse.Namespace) -> int:
+    from orchestration.nightly import run_ga4_backfill
+
+    first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
+    if last < first:
+        raise SystemExit(f"--to {last} is before --from {first}")
+    prepare_dagster_home()
+    print(f"re-loading GA4 export days {first} to {last} into {paths.warehouse_path()} …", flush=True)
+    report = run_ga4_backfill(first.isoformat(), last.isoformat())
+    print(report.render())
+    return 0 if report.success else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop360", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="generate the sandbox world if absent and run the nightly job")
     add_world_options(demo)
     commands.add_parser("run", help="run the nightly job now, in this process, and print its summary")
+    backfill = commands.add_parser(
+        "backfill-ga4",
+        help="re-load a range of GA4 export days (daily partitions) in one run and rebuild the models below",
+    )
+    backfill.add_argument("--from", dest="first", required=True, help="first export day (YYYY-MM-DD)")
+    backfill.add_argument("--to", dest="last", required=True, help="last export day (YYYY-MM-DD)")
     commands.add_parser("dbt-parse", help="build the dbt manifest (needed before loading the definitions)")
     commands.add_parser("prepare-dagster-home", help="write $DAGSTER_HOME/dagster.yaml")
 
@@ -148,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args)
     elif args.command == "run":
         return _run(args)
+    elif args.command == "backfill-ga4":
+        return _backfill_ga4(args)
     elif args.command == "dbt-parse":
         dbt_parse()
     elif args.command == "prepare-dagster-home":

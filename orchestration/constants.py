@@ -16,6 +16,3 @@ DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 WAREHOUSE_WRITER_POOL = "duckdb_writer"
 
 OWNER = "team:data-engineering"
-
-NIGHTLY_CRON = "0 2 * * *"
-NIGHTLY_TIMEZONE = "Europe/Oslo"

@@ -1,11 +1,14 @@
 """dbt models as Dagster assets (dbt tests as asset checks), built with one ``dbt build``."""
 
+import datetime as dt
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from ingestion import paths, pipelines
@@ -15,9 +18,14 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 # `dagster dev` builds the manifest itself; tests, CI and `make demo` run `shop360 dbt-parse` first.
 dbt_project.prepare_if_dev()
 
+# Rows of a mart shown on its asset page after each run
+PREVIEW_ROWS = 5
+PREVIEW_TEXT_LENGTH = 40
+
 
 class ModelTranslator(DagsterDbtTranslator):
-    """Models keyed ``<schema>/<model>`` and grouped by layer; sources keep ``<raw schema>/<table>``."""
+    """Models keyed ``<schema>/<model>``; grouped by layer, staging also by source system; sources
+    keep ``<raw schema>/<table>`` (the dlt assets' keys). Models refresh when their upstreams change."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -25,10 +33,78 @@ class ModelTranslator(DagsterDbtTranslator):
         return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return dbt_resource_props["schema"]
+        schema = dbt_resource_props["schema"]
+        if schema == "staging":
+            # fqn: project, layer folder, source folder, model
+            return f"staging_{dbt_resource_props['fqn'][2]}"
+        return schema
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [OWNER]
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition:
+        # a backfilled GA4 day or a re-loaded source refreshes the models below it, not a second clock
+        return dg.AutomationCondition.eager()
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id, {})
+        if node.get("language") == "python":
+            spec = spec.merge_attributes(kinds={"python"})
+        return spec
+
+
+def _cell(value: Any) -> str | int | float | bool | None:
+    """A warehouse value as a table-preview cell."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    text = value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+    return text if len(text) <= PREVIEW_TEXT_LENGTH else text[: PREVIEW_TEXT_LENGTH - 1] + "…"
+
+
+def table_metadata(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, Any]:
+    """Row count, and for a mart the first rows, of a built model (nothing for a view or ephemeral)."""
+    exists = connection.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    relation = f'"{schema}"."{table}"'
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(
+            connection.execute(f"select count(*) from {relation}").fetchone()[0]
+        )
+    }
+    if schema == "marts":
+        cursor = connection.execute(f"select * from {relation} limit {PREVIEW_ROWS}")
+        columns = [column[0] for column in cursor.description]
+        metadata["preview"] = dg.MetadataValue.table(
+            records=[
+                dg.TableRecord({column: _cell(value) for column, value in zip(columns, row, strict=True)})
+                for row in cursor.fetchall()
+            ],
+            schema=dg.TableSchema(columns=[dg.TableColumn(column) for column in columns]),
+        )
+    return metadata
+
+
+def with_table_metadata(context: dg.AssetExecutionContext, events: list[Any]) -> Iterator[Any]:
+    """The dbt events, each model's materialisation with its row count (and a mart's preview).
+
+    Read after ``dbt build`` has ended: DuckDB lets no other process read while dbt writes.
+    """
+    warehouse = paths.warehouse_path()
+    if not warehouse.exists():
+        yield from events
+        return
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                event = event.with_metadata({**event.metadata, **table_metadata(connection, *key.path)})
+            yield event
 
 
 @dbt_assets(
@@ -44,7 +120,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of) is that day
     if as_of := pipelines.sandbox_as_of():
         args += ["--vars", json.dumps({"as_of": as_of})]
-    yield from dbt.cli(args, context=context).stream()
+    invocation = dbt.cli(args, context=context, raise_on_error=False)
+    yield from with_table_metadata(context, list(invocation.stream()))
+    if error := invocation.get_error():
+        raise error
 
 
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE))

@@ -22,6 +22,8 @@ class NightlyReport:
     success: bool
     seconds: float
     warehouse: Path
+    job_name: str = "nightly"
+    run_id: str = ""
     rows_per_schema: dict[str, int] = field(default_factory=dict)
     rows_loaded: dict[str, int] = field(default_factory=dict)
     assets_materialized: set[str] = field(default_factory=set)
@@ -35,7 +37,8 @@ class NightlyReport:
     key_changes: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
-        lines = [f"nightly run {'succeeded' if self.success else 'FAILED'} in {self.seconds:.1f} s"]
+        outcome = "succeeded" if self.success else "FAILED"
+        lines = [f"{self.job_name} run {outcome} in {self.seconds:.1f} s (run id {self.run_id})"]
         lines.append(f"  assets: {len(self.assets_materialized)} of {len(self.assets_selected)} materialised")
         lines.append(
             "  rows loaded this run: "
@@ -134,21 +137,43 @@ def run_nightly(instance: dg.DagsterInstance | None = None, log_level: str = "WA
     """Execute the ``nightly`` job in this process and report on it.
 
     Without an ``instance``, the run is recorded in ``$DAGSTER_HOME``'s instance, so `make ui`
-    shows it. ``log_level`` is the console's: the full event log stays in the instance.
+    shows it. ``log_level`` is the console's: the full event log stays in the instance. GA4 loads
+    the export days the schedule would ask for (``orchestration.partitions.nightly_days``).
     """
+    from orchestration.partitions import nightly_run_tags
+
+    return run_job("nightly", nightly_run_tags, instance, log_level)
+
+
+def run_ga4_backfill(
+    first: str, last: str, instance: dg.DagsterInstance | None = None, log_level: str = "WARNING"
+) -> NightlyReport:
+    """Re-load the GA4 export days ``first`` to ``last`` (ISO dates) in one run, then rebuild the
+    models below them (job ``ga4_backfill``)."""
+    from orchestration.partitions import range_tags
+
+    return run_job("ga4_backfill", lambda _instance: range_tags(first, last), instance, log_level)
+
+
+def run_job(job_name: str, tags_for, instance: dg.DagsterInstance | None, log_level: str) -> NightlyReport:
+    """Execute job ``job_name`` in this process with the run tags ``tags_for(instance)`` and report."""
     from orchestration.definitions import defs
 
     started = time.perf_counter()
-    job = defs.resolve_job_def("nightly")
+    job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with contextlib.ExitStack() as stack:
         run_instance = instance or stack.enter_context(dg.DagsterInstance.get())
-        result = job.execute_in_process(instance=run_instance, run_config=run_config, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=run_instance, run_config=run_config, tags=tags_for(run_instance), raise_on_error=False
+        )
     evaluations = result.get_asset_check_evaluations()
     report = NightlyReport(
         success=result.success,
         seconds=time.perf_counter() - started,
         warehouse=paths.warehouse_path(),
+        job_name=job_name,
+        run_id=result.run_id,
         assets_materialized={
             event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
         },

@@ -1,0 +1,71 @@
+"""Which GA4 export days (partitions of ``raw_ga4/events``) a nightly run loads."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+import duckdb
+
+from ingestion import paths, settings
+from ingestion.ga4 import export_days
+from ingestion.pipelines import ga4_bucket_url
+from orchestration.raw_assets import GA4_PARTITIONS
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+class NoExportFiles(RuntimeError):
+    """The GA4 bucket holds no export file of a day Dagster knows."""
+
+
+def loaded_days() -> set[str]:
+    """The export days the warehouse holds events of (ISO dates).
+
+    Read from the warehouse, not from Dagster's record of materialised partitions: a warehouse
+    rebuilt from scratch, or a run recorded in another instance, must not make days look loaded.
+    """
+    warehouse = paths.warehouse_path()
+    if not warehouse.exists():
+        return set()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        if not connection.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'raw_ga4' and table_name = 'events'"
+        ).fetchone()[0]:
+            return set()
+        rows = connection.execute(
+            "select distinct strftime(strptime(event_date, '%Y%m%d'), '%Y-%m-%d') from raw_ga4.events"
+        ).fetchall()
+    return {day for (day,) in rows}
+
+
+def nightly_days() -> tuple[str, str]:
+    """First and last export day for tonight: every day with a file on the first night; after that,
+    from the newest ``GA4_RELOAD_DAYS`` days loaded before (GA4 still rewrites them) to the newest
+    file's day. A day missing further back is re-loaded with ``shop360 backfill-ga4``."""
+    known = set(GA4_PARTITIONS.get_partition_keys())
+    with_files = [day.isoformat() for day in export_days(ga4_bucket_url()) if day.isoformat() in known]
+    if not with_files:
+        raise NoExportFiles(
+            f"no GA4 export file under {ga4_bucket_url()} for a day from {GA4_PARTITIONS.start:%Y-%m-%d} "
+            "to yesterday (SHOP360_GA4_START_DATE sets the first day)"
+        )
+    newest = with_files[-1]
+    newest_loaded = max((day for day in with_files if day in loaded_days()), default=None)
+    if newest_loaded is None:
+        return with_files[0], newest
+    # GA4 may still rewrite the newest days it exported before tonight
+    reload_from = date.fromisoformat(newest_loaded) - timedelta(days=settings.GA4_RELOAD_DAYS - 1)
+    first = max(reload_from.isoformat(), with_files[0])
+    return first, newest
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags asking for the partitions ``first`` to ``last`` in one run."""
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def nightly_run_tags(instance: dg.DagsterInstance | None = None) -> dict[str, str]:
+    """The nightly run's tags (the schedule passes its instance; the days come from the warehouse)."""
+    return range_tags(*nightly_days())
