@@ -13,6 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from ingestion import paths, pipelines
 from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR, OWNER, WAREHOUSE_WRITER_POOL
+from orchestration.nightly import table_exists
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # `dagster dev` builds the manifest itself; tests, CI and `make demo` run `shop360 dbt-parse` first.
@@ -66,10 +67,7 @@ def _cell(value: Any) -> str | int | float | bool | None:
 
 def table_metadata(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, Any]:
     """Row count, and for a mart the first rows, of a built model (nothing for a view or ephemeral)."""
-    exists = connection.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(connection, schema, table):
         return {}
     relation = f'"{schema}"."{table}"'
     metadata: dict[str, Any] = {

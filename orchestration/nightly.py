@@ -85,12 +85,16 @@ def rows_per_schema(warehouse: Path) -> dict[str, int]:
     return counts
 
 
+def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` is a table of the warehouse (views and models not built yet are not)."""
+    return connection.execute(
+        "select count(*) > 0 from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
+    ).fetchone()[0]
+
+
 def _count(connection: duckdb.DuckDBPyConnection, schema: str, table: str, where: str = "true") -> int:
     """Rows of ``schema.table`` matching ``where``; 0 when the model has not been built yet."""
-    exists = connection.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(connection, schema, table):
         return 0
     return connection.execute(f'select count(*) from "{schema}"."{table}" where {where}').fetchone()[0]
 

@@ -10,6 +10,7 @@ import duckdb
 from ingestion import paths, settings
 from ingestion.ga4 import export_days
 from ingestion.pipelines import ga4_bucket_url
+from orchestration.nightly import table_exists
 from orchestration.raw_assets import GA4_PARTITIONS
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -30,9 +31,7 @@ def loaded_days() -> set[str]:
     if not warehouse.exists():
         return set()
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        if not connection.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'raw_ga4' and table_name = 'events'"
-        ).fetchone()[0]:
+        if not table_exists(connection, "raw_ga4", "events"):
             return set()
         rows = connection.execute(
             "select distinct strftime(strptime(event_date, '%Y%m%d'), '%Y-%m-%d') from raw_ga4.events"

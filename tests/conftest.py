@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from datetime import date
@@ -54,6 +55,12 @@ def read_jsonl(path: Path) -> list[dict]:
     """Every record of a world file."""
     with path.open() as handle:
         return [json.loads(line) for line in handle]
+
+
+def gzip_lines(path: Path) -> int:
+    """Lines of a gzip file (events of a GA4 export file)."""
+    with gzip.open(path, "rt") as handle:
+        return sum(1 for _ in handle)
 
 
 def order_net_revenue(order: dict) -> Decimal:

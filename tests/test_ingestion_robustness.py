@@ -7,7 +7,6 @@ revenue to the cent.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -25,7 +24,7 @@ import pytest
 from ingestion.pipelines import stop_sandbox
 from ingestion.sandbox.world import advance_world
 from orchestration.nightly import NightlyReport, run_nightly
-from tests.conftest import own_world, read_jsonl
+from tests.conftest import gzip_lines, own_world, read_jsonl
 
 FAULTS = "error_rate=0.1,slow_rate=0.05,slow_seconds=0.3,drop_connections=1,seed=5"
 # world file -> raw table holding one row per record of it
@@ -81,11 +80,6 @@ def _assert_warehouse_equals_world(directory: Path) -> None:
     assert events == truth["ga4"]["events"]
 
 
-def _lines(gzip_file: Path) -> int:
-    with gzip.open(gzip_file, "rt") as handle:
-        return sum(1 for _ in handle)
-
-
 def _changed_records(before: dict[str, list[str]], world: Path) -> dict[str, int]:
     """Per world file: records that are new or whose JSON changed since ``before``."""
     changed = {}
@@ -116,7 +110,7 @@ def test_after_one_day_only_changed_records_load(scenario_dir: Path) -> None:
         assert report.rows_loaded.get(asset, 0) == changed[file], asset
     # the new export day and the three days before it, which GA4 may still rewrite
     newest_files = sorted((scenario_dir / "sandbox" / "ga4").glob("events_*.json.gz"))[-4:]
-    assert report.rows_loaded["raw_ga4/events"] == sum(_lines(file) for file in newest_files)
+    assert report.rows_loaded["raw_ga4/events"] == sum(gzip_lines(file) for file in newest_files)
     _assert_warehouse_equals_world(scenario_dir)
 
 

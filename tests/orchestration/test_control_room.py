@@ -9,7 +9,6 @@ in for the Slack webhook.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import os
 import subprocess
@@ -38,7 +37,7 @@ from orchestration.cli import DAGSTER_YAML
 from orchestration.definitions import defs
 from orchestration.nightly import NightlyReport, run_nightly
 from orchestration.raw_assets import GA4_EVENTS, raw_assets
-from tests.conftest import own_world
+from tests.conftest import gzip_lines, own_world
 
 ORDERS = dg.AssetKey(["raw_shopify", "orders"])
 
@@ -314,18 +313,13 @@ def test_a_cli_backfill_of_three_ga4_days_reloads_only_those_days(room: Room) ->
     # the reloaded days hold exactly the events of their export files
     for day in days:
         stem = day.replace("-", "")
-        expected = len(read_jsonl_gz(room.directory / "sandbox" / "ga4" / f"events_{stem}.json.gz"))
+        expected = gzip_lines(room.directory / "sandbox" / "ga4" / f"events_{stem}.json.gz")
         assert room.sql("select count(*) from raw_ga4.events where event_date = ?", [stem])[0][0] == expected
     # the models below GA4 were rebuilt in the same run
     funnel_runs = room.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(["marts", "fct_funnel_daily"])), limit=1
     ).records
     assert funnel_runs[0].run_id == run.run_id
-
-
-def read_jsonl_gz(path: Path) -> list[dict]:
-    with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def test_a_shrunken_orders_table_fails_the_row_count_check_and_blocks_the_marts(room: Room) -> None:
