@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # the venv's tools (dbt for dagster-dbt's manifest preparation) come first, activated or not
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install manifest demo test ui bench lint clean
+.PHONY: install manifest browser demo test ui bench lint clean
 
 install: $(STAMP)
 
@@ -21,10 +21,16 @@ $(STAMP): pyproject.toml
 manifest: install
 	$(BIN)/shop360 dbt-parse
 
+# The browser test drives Debian's Chromium (Playwright's own browser download does not work offline).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 demo: manifest
 	$(BIN)/shop360 demo
 
-test: manifest
+test: manifest browser
 	$(BIN)/python -m pytest
 
 ui: manifest

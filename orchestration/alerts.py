@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 import requests
@@ -20,6 +21,7 @@ log = logging.getLogger("shop360.alerts")
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 MAX_LISTED = 20
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def slack_message(title: str, lines: list[str]) -> dict:
@@ -85,24 +87,25 @@ def _failed_check_line(evaluation: dg.AssetCheckEvaluation) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def check_failure_alert(context: dg.SensorEvaluationContext) -> dg.SkipReason | None:
-    records = context.instance.get_event_records(
-        dg.EventRecordsFilter(
-            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            after_cursor=int(context.cursor) if context.cursor else None,
-        ),
-        ascending=True,
-        limit=1000,
+    # Runs, not the global event stream: Dagster's default SQLite storage shards events by run and
+    # cannot page through all of them with a cursor. The cursor is the last finished run's update time.
+    since = datetime.fromtimestamp(float(context.cursor), UTC) if context.cursor else None
+    runs = context.instance.get_run_records(
+        dg.RunsFilter(statuses=FINISHED, updated_after=since), order_by="update_timestamp", ascending=True
     )
-    if not records:
-        return dg.SkipReason("no new check results")
-    failed = [
-        record.event_log_entry.dagster_event.event_specific_data
-        for record in records
-        if not record.event_log_entry.dagster_event.event_specific_data.passed
+    if not runs:
+        return dg.SkipReason("no run finished since the last tick")
+    evaluations = [
+        entry.dagster_event.event_specific_data
+        for run in runs
+        for entry in context.instance.all_logs(
+            run.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
     ]
-    context.update_cursor(str(records[-1].storage_id))
+    context.update_cursor(str(runs[-1].update_timestamp.timestamp()))
+    failed = [evaluation for evaluation in evaluations if not evaluation.passed]
     if not failed:
-        return dg.SkipReason(f"{len(records)} new check results, all passed")
+        return dg.SkipReason(f"{len(runs)} run(s) finished, {len(evaluations)} check results, all passed")
     send_alert(
         f"{len(failed)} asset check(s) failed", [_failed_check_line(evaluation) for evaluation in failed]
     )

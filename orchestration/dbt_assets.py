@@ -17,6 +17,9 @@ from orchestration.nightly import table_exists
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # `dagster dev` builds the manifest itself; tests, CI and `make demo` run `shop360 dbt-parse` first.
+# Its preparer runs plain `dbt`: put the dbt beside this Python first on PATH, venv activated or not.
+if str(DBT_EXECUTABLE.parent) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([str(DBT_EXECUTABLE.parent), os.environ.get("PATH", "")])
 dbt_project.prepare_if_dev()
 
 # Rows of a mart shown on its asset page after each run

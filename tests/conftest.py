@@ -15,6 +15,7 @@ import pytest
 
 from ingestion.pipelines import stop_sandbox
 from ingestion.sandbox.world import generate_world
+from orchestration.cli import DAGSTER_YAML
 from orchestration.nightly import NightlyReport, run_nightly
 
 # Small enough for CI, large enough to hold every planted case (see ingestion/sandbox/README.md).
@@ -85,10 +86,26 @@ def is_linkable(order: dict) -> bool:
     return bool(order["customer"] or (order["email"] or "").strip() or (order["phone"] or "").strip())
 
 
+# The test instance queues runs but never launches one, so a `dagster dev` started on it (the UI
+# test) cannot start runs of its own from the schedule, sensors or automation conditions.
+TEST_DAGSTER_YAML = DAGSTER_YAML.replace(
+    "concurrency:\n", "concurrency:\n  runs:\n    max_concurrent_runs: 0\n"
+)
+
+
 @pytest.fixture(scope="session")
-def nightly(world: Path) -> NightlyReport:
+def dagster_home(data_dir: Path) -> Path:
+    """A persistent Dagster instance for the session's runs (the UI test shows what they recorded)."""
+    home = data_dir / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(TEST_DAGSTER_YAML)
+    return home
+
+
+@pytest.fixture(scope="session")
+def nightly(world: Path, dagster_home: Path) -> NightlyReport:
     """One nightly run, in-process, on the session's world: the warehouse most tests read."""
-    with dg.DagsterInstance.ephemeral() as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         return run_nightly(instance)
 
 

@@ -195,9 +195,14 @@ def test_a_planted_duplicate_key_blocks_everything_downstream_and_alerts(
     assert not {key for key in report.assets_materialized if not key.startswith("raw_")}
 
     # the check-failure alert and the run-failure alert post to the webhook
-    check_failure_alert(dg.build_sensor_context(instance=room.instance))
+    tick = dg.build_sensor_context(instance=room.instance)
+    check_failure_alert(tick)
     _assert_slack_message(webhook.received, "ERROR `raw_shopify/orders` check `primary_key_unique`")
     webhook.received.clear()
+    # the next tick (the SQLite run storage `make ui` uses, with the cursor) has nothing new to say
+    skipped = check_failure_alert(dg.build_sensor_context(instance=room.instance, cursor=tick.cursor))
+    assert skipped.skip_message == "no run finished since the last tick"
+    assert webhook.received == []
     run = room.instance.get_run_by_id(report.run_id)
     failure = room.instance.all_logs(report.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0]
     context = dg.build_run_status_sensor_context(
