@@ -1,9 +1,27 @@
-"""Data minimisation helpers: drop personal fields no mart uses before records leave the extractor."""
+"""Personal data helpers: drop fields no mart uses, normalise emails, and the keyed hash.
+
+The keyed hash (HMAC-SHA256 with the secret ``shop360.hash_key``) is the one pseudonym shop360 hands
+out for a direct identifier: the BI snapshot's ``email_hash``, the erasure log and the suppression
+list hold it instead of the email. Without the key nobody can test a guessed email against it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from collections.abc import Iterable
 from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+# The dlt secret holding the hash key (env var SHOP360__HASH_KEY).
+HASH_KEY_SETTING = "shop360.hash_key"
+# The DuckDB function that computes the keyed hash in SQL (dbt models, the snapshot, erasure).
+KEYED_HASH_FUNCTION = "keyed_hash"
+
+_SURROUNDING_SPACE = re.compile(r"^[\s\u00a0]+|[\s\u00a0]+$")
 
 
 def without(record: dict[str, Any] | None, fields: Iterable[str]) -> dict[str, Any] | None:
@@ -12,3 +30,39 @@ def without(record: dict[str, Any] | None, fields: Iterable[str]) -> dict[str, A
         return None
     dropped = set(fields)
     return {key: value for key, value in record.items() if key not in dropped}
+
+
+def normalise_email(email: str | None) -> str | None:
+    """An email as identity resolution keys it (dbt macro ``identity_email``): surrounding whitespace,
+    no-break spaces too, removed and lower-cased; ``None`` when nothing is left."""
+    if email is None:
+        return None
+    cleaned = _SURROUNDING_SPACE.sub("", email).lower()
+    return cleaned or None
+
+
+def keyed_hash(value: str, key: str) -> str:
+    """HMAC-SHA256 of ``value`` under ``key``, as 64 hex digits."""
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def register_keyed_hash(connection: duckdb.DuckDBPyConnection, key: str) -> None:
+    """Make ``keyed_hash(varchar) -> varchar`` callable in SQL on ``connection`` (null stays null).
+
+    The key lives in the function, never in SQL text, so it cannot reach dbt's compiled SQL or logs.
+    """
+
+    def hash_column(values: pa.Array) -> pa.Array:
+        return pa.array(
+            [None if value is None else keyed_hash(value, key) for value in values.to_pylist()], pa.string()
+        )
+
+    connection.create_function(
+        KEYED_HASH_FUNCTION,
+        hash_column,
+        [duckdb.sqltype("VARCHAR")],
+        duckdb.sqltype("VARCHAR"),
+        type="arrow",
+        null_handling="special",
+        side_effects=False,
+    )

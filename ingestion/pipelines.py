@@ -22,6 +22,7 @@ from dlt.extract.source import DltSource
 from ingestion import paths, settings
 from ingestion.ga4 import ga4_source
 from ingestion.klaviyo import klaviyo_source
+from ingestion.pii import HASH_KEY_SETTING
 from ingestion.shopify import shopify_source
 
 SOURCES = ("shopify", "klaviyo", "ga4")
@@ -87,7 +88,23 @@ def configure_sources() -> str:
     mode = source_mode()
     if mode == "sandbox":
         _start_sandbox()
+    else:
+        hash_key()  # a real shop's run needs its own key: say so before anything loads
     return mode
+
+
+def hash_key() -> str:
+    """The secret of the keyed hash (``shop360.hash_key``): from dlt secrets or ``SHOP360__HASH_KEY``;
+    against the sandbox, the sandbox world's own key."""
+    if _is_set(HASH_KEY_SETTING, secret=True):
+        return str(dlt.secrets[HASH_KEY_SETTING])
+    meta_file = paths.sandbox_dir() / "world" / "meta.json"
+    if source_mode() == "sandbox" and meta_file.exists():
+        return json.loads(meta_file.read_text())["hash_key"]
+    raise SourceConfigError(
+        f"no hash key: set {HASH_KEY_SETTING} in .dlt/secrets.toml (or the env var SHOP360__HASH_KEY) "
+        "to a long random secret; it pseudonymises emails in the BI snapshot and the erasure log"
+    )
 
 
 def sandbox_as_of() -> str | None:

@@ -13,6 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from ingestion import paths, pipelines
 from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR, OWNER, WAREHOUSE_WRITER_POOL
+from orchestration.dbt_functions import HASH_KEY_ENV
 from orchestration.nightly import table_exists
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -117,6 +118,8 @@ def with_table_metadata(context: dg.AssetExecutionContext, events: list[Any]) ->
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # profiles.yml reads the warehouse location from here; make it absolute for dbt's working dir.
     os.environ["SHOP360_DATA_DIR"] = str(paths.data_dir())
+    # the secret of dbt's keyed_hash() function (orchestration/dbt_functions.py)
+    os.environ[HASH_KEY_ENV] = pipelines.hash_key()
     args = ["build"]
     # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of) is that day
     if as_of := pipelines.sandbox_as_of():

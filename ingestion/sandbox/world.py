@@ -116,6 +116,8 @@ SHOP_URL = f"https://{SHOP_DOMAIN}"
 CURRENCY = "EUR"
 TIMEZONE = "Europe/Oslo"
 API_TOKENS = {"shopify": "shpat_sandbox_token", "klaviyo": "pk_sandbox_key"}
+# the sandbox shop's secret for shop360's keyed hash (a real shop sets its own shop360.hash_key)
+HASH_KEY = "sandbox_hash_key"
 GENERATOR_VERSION = 1
 
 DAY = 86_400
@@ -3666,6 +3668,7 @@ def generate_world(
         "currency": CURRENCY,
         "timezone": TIMEZONE,
         "api_tokens": API_TOKENS,
+        "hash_key": HASH_KEY,
         "generator_version": GENERATOR_VERSION,
     }
     _write_text(building / "world" / "meta.json", json.dumps(meta, indent=2) + "\n")

@@ -253,6 +253,7 @@ def test_layout_and_meta_follow_the_readme(root: Path, summary: dict) -> None:
         assert len(ids) == len(set(ids)), f"{name} repeats an id"
     meta = json.loads((root / "world/meta.json").read_text())
     assert meta["api_tokens"] == {"shopify": "shpat_sandbox_token", "klaviyo": "pk_sandbox_key"}
+    assert meta["hash_key"] == "sandbox_hash_key"
     assert (meta["seed"], meta["customers"], meta["days"]) == (SEED, CUSTOMERS, DAYS)
     assert meta["as_of"] == AS_OF.isoformat()
     assert meta["start_date"] == (AS_OF - dt.timedelta(days=DAYS)).isoformat()
