@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import dlt
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 
 from ingestion import settings
@@ -28,11 +29,9 @@ def _client(base_url: str, api_key: str, revision: str) -> ApiClient:
         base_url.rstrip("/"),
         service="Klaviyo",
         credential_setting="sources.klaviyo.api_key",
-        headers={
-            "Authorization": f"Klaviyo-API-Key {api_key}",
-            "revision": revision,
-            "accept": "application/vnd.api+json",
-        },
+        # an auth object, not a header: dlt's request log prints headers, never auth
+        auth=APIKeyAuth(name="Authorization", api_key=f"Klaviyo-API-Key {api_key}", location="header"),
+        headers={"revision": revision, "accept": "application/vnd.api+json"},
         paginator=JSONLinkPaginator(next_url_path="links.next"),
     )
 

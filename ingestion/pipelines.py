@@ -23,6 +23,7 @@ from ingestion import paths, settings
 from ingestion.ga4 import ga4_source
 from ingestion.klaviyo import klaviyo_source
 from ingestion.pii import HASH_KEY_SETTING
+from ingestion.secrets import register_secret
 from ingestion.shopify import shopify_source
 
 SOURCES = ("shopify", "klaviyo", "ga4")
@@ -89,18 +90,26 @@ def configure_sources() -> str:
     if mode == "sandbox":
         _start_sandbox()
     else:
+        register_secret(*(dlt.secrets[key] for key in _secret_settings()))
         hash_key()  # a real shop's run needs its own key: say so before anything loads
     return mode
+
+
+def _secret_settings() -> list[str]:
+    return [key for settings_ in REQUIRED_SETTINGS.values() for key, secret in settings_.items() if secret]
 
 
 def hash_key() -> str:
     """The secret of the keyed hash (``shop360.hash_key``): from dlt secrets or ``SHOP360__HASH_KEY``;
     against the sandbox, the sandbox world's own key."""
+    key = None
     if _is_set(HASH_KEY_SETTING, secret=True):
-        return str(dlt.secrets[HASH_KEY_SETTING])
-    meta_file = paths.sandbox_dir() / "world" / "meta.json"
-    if source_mode() == "sandbox" and meta_file.exists():
-        return json.loads(meta_file.read_text())["hash_key"]
+        key = str(dlt.secrets[HASH_KEY_SETTING])
+    elif source_mode() == "sandbox" and (meta_file := paths.sandbox_dir() / "world" / "meta.json").exists():
+        key = json.loads(meta_file.read_text())["hash_key"]
+    if key:
+        register_secret(key)
+        return key
     raise SourceConfigError(
         f"no hash key: set {HASH_KEY_SETTING} in .dlt/secrets.toml (or the env var SHOP360__HASH_KEY) "
         "to a long random secret; it pseudonymises emails in the BI snapshot and the erasure log"
@@ -136,6 +145,7 @@ def _start_sandbox() -> None:
                 "run `shop360 sandbox generate` (or `make demo`), or configure the real accounts"
             )
         tokens = json.loads((world / "world" / "meta.json").read_text())["api_tokens"]
+        register_secret(*tokens.values())
         server = SandboxServer(world).start()
         _sandbox_settings.update(
             {

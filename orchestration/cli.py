@@ -108,17 +108,23 @@ def _run(args: argparse.Namespace) -> int:
 
     prepare_dagster_home()
     print(f"running the nightly job on {paths.warehouse_path()} …", flush=True)
-    report = run_nightly()
+    report = run_nightly(log_level=args.log_level)
     print(report.render())
     return 0 if report.success else 1
 
 
 def _backfill_ga4(args: argparse.Namespace) -> int:
     from orchestration.nightly import run_ga4_backfill
+    from orchestration.retention import retention_cutoff, retention_months
 
     first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
     if last < first:
         raise SystemExit(f"--to {last} is before --from {first}")
+    if first < (kept_from := retention_cutoff()):
+        raise SystemExit(
+            f"--from {first} is older than the GA4 retention period ({retention_months()} months, "
+            f"SHOP360_GA4_RETENTION_MONTHS): events before {kept_from} are deleted by every run"
+        )
     prepare_dagster_home()
     print(f"re-loading GA4 export days {first} to {last} into {paths.warehouse_path()} …", flush=True)
     report = run_ga4_backfill(first.isoformat(), last.isoformat())
@@ -150,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="generate the sandbox world if absent and run the nightly job")
     add_world_options(demo)
-    commands.add_parser("run", help="run the nightly job now, in this process, and print its summary")
+    run = commands.add_parser("run", help="run the nightly job now, in this process, and print its summary")
+    for command in (demo, run):
+        command.add_argument(
+            "--log-level",
+            default="WARNING",
+            help="the run's console log level (the instance keeps every event)",
+        )
     backfill = commands.add_parser(
         "backfill-ga4",
         help="re-load a range of GA4 export days (daily partitions) in one run and rebuild the models below",

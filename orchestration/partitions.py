@@ -12,6 +12,7 @@ from ingestion.ga4 import export_days
 from ingestion.pipelines import ga4_bucket_url
 from orchestration.nightly import table_exists
 from orchestration.raw_assets import GA4_PARTITIONS
+from orchestration.retention import retention_cutoff
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -40,15 +41,23 @@ def loaded_days() -> set[str]:
 
 
 def nightly_days() -> tuple[str, str]:
-    """First and last export day for tonight: every day with a file on the first night; after that,
+    """First and last export day for tonight: every day with a file on the first night (within the
+    retention period); after that,
     from the newest ``GA4_RELOAD_DAYS`` days loaded before (GA4 still rewrites them) to the newest
     file's day. A day missing further back is re-loaded with ``shop360 backfill-ga4``."""
     known = set(GA4_PARTITIONS.get_partition_keys())
-    with_files = [day.isoformat() for day in export_days(ga4_bucket_url()) if day.isoformat() in known]
+    kept_from = retention_cutoff().isoformat()  # older days would only be deleted again
+    with_files = [
+        day.isoformat()
+        for day in export_days(ga4_bucket_url())
+        if day.isoformat() in known and day.isoformat() >= kept_from
+    ]
     if not with_files:
+        first_kept = max(kept_from, f"{GA4_PARTITIONS.start:%Y-%m-%d}")
         raise NoExportFiles(
-            f"no GA4 export file under {ga4_bucket_url()} for a day from {GA4_PARTITIONS.start:%Y-%m-%d} "
-            "to yesterday (SHOP360_GA4_START_DATE sets the first day)"
+            f"no GA4 export file under {ga4_bucket_url()} for a day from {first_kept} "
+            "to yesterday (SHOP360_GA4_START_DATE sets the first day, SHOP360_GA4_RETENTION_MONTHS how "
+            "far back days are kept)"
         )
     newest = with_files[-1]
     newest_loaded = max((day for day in with_files if day in loaded_days()), default=None)

@@ -10,6 +10,7 @@ import hashlib
 import inspect
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -18,6 +19,8 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from ingestion import paths, pipelines, settings
 from ingestion.pipelines import SOURCES, configure_sources, describe_source, make_pipeline, make_source
+from ingestion.secrets import redact_error
+from orchestration import retention
 from orchestration import settings as control
 from orchestration.constants import OWNER, WAREHOUSE_WRITER_POOL
 
@@ -90,11 +93,16 @@ def table_rows(dataset: str, tables: list[str]) -> dict[str, int]:
 
 
 def with_row_counts(
-    result: dg.MaterializeResult, rows_before: dict[str, int], rows_after: dict[str, int], load_ids: list[str]
+    result: dg.MaterializeResult,
+    rows_before: dict[str, int],
+    rows_after: dict[str, int],
+    load_ids: list[str],
+    extra: dict[str, Any],
 ) -> dg.MaterializeResult:
-    """dlt's metadata plus the load ids, the table's row count and how many rows this run added."""
+    """dlt's metadata plus the load ids, the table's row count, how many rows this run added, and
+    ``extra``."""
     table = result.asset_key.path[-1]
-    metadata = dict(result.metadata or {})
+    metadata = {**(result.metadata or {}), **extra}
     # the value of _dlt_load_id on the rows of this run (and the key of dlt's load packages)
     metadata["load_ids"] = ", ".join(load_ids) or "none"
     rows = rows_after.get(table, 0)
@@ -114,6 +122,16 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[date, date] | Non
         return None
     key_range = context.partition_key_range
     return date.fromisoformat(key_range.start), date.fromisoformat(key_range.end)
+
+
+def expire_ga4_days(context: dg.AssetExecutionContext) -> dict[str, Any]:
+    """Delete GA4 events older than the retention period (what the run just loaded included);
+    the metadata saying how many and from which day."""
+    cutoff = retention.retention_cutoff()
+    with duckdb.connect(str(paths.warehouse_path())) as connection:
+        expired = retention.expire_ga4_events(connection, cutoff)
+    context.log.info(f"GA4 retention: {expired} events of export days before {cutoff} deleted")
+    return {"retained_from": cutoff.isoformat(), "rows_expired": dg.MetadataValue.int(expired)}
 
 
 def build_raw_assets(source_name: str) -> dg.AssetsDefinition:
@@ -147,11 +165,17 @@ def build_raw_assets(source_name: str) -> dg.AssetsDefinition:
             context=context, dlt_source=make_source(source_name, **options), dlt_pipeline=pipeline
         )
         rows_after = None
-        for result in results:
-            if rows_after is None:  # the load has finished when the first result arrives
-                rows_after = table_rows(dataset, tables)
-                load_ids = list(pipeline.last_trace.last_load_info.loads_ids)
-            yield with_row_counts(result, rows_before, rows_after, load_ids)
+        try:
+            for result in results:
+                if rows_after is None:  # the load has finished when the first result arrives
+                    expired = expire_ga4_days(context) if source_name == "ga4" else {}
+                    rows_after = table_rows(dataset, tables)
+                    load_ids = list(pipeline.last_trace.last_load_info.loads_ids)
+                yield with_row_counts(result, rows_before, rows_after, load_ids, expired)
+        except Exception as error:
+            # Dagster stores the error's message in its run storage: no secret may be in it
+            redact_error(error)
+            raise
 
     return load
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from ingestion.secrets import register_secret
+
 
 def _setting(name: str, default: str) -> str:
     return os.environ.get(name) or default
@@ -33,8 +35,12 @@ GA4_DEADLINE_CRON = _setting("SHOP360_GA4_DEADLINE_CRON", "0 9 * * *")
 
 
 def alert_webhook_url() -> str | None:
-    """A Slack-compatible incoming webhook for alerts; none: alerts are only logged."""
-    return os.environ.get("SHOP360_ALERT_WEBHOOK_URL") or None
+    """A Slack-compatible incoming webhook for alerts; none: alerts are only logged.
+
+    Its URL authorises posting, so it is a secret: masked in every log from here on."""
+    url = os.environ.get("SHOP360_ALERT_WEBHOOK_URL") or None
+    register_secret(url)
+    return url
 
 
 def row_count_max_drop() -> float:
