@@ -11,7 +11,9 @@ from orchestration.publish import DESCRIPTION_TABLE, Snapshot, publish_snapshot
 
 BI_SNAPSHOT = dg.AssetKey(["bi", "snapshot"])
 # Every dbt model of the marts schema: the snapshot waits for all of them (and their blocking
-# checks), so a failed or blocked mart leaves the previous snapshot in place.
+# checks), so a failed or blocked mart leaves the previous snapshot in place. No automation
+# condition: Dagster's eager condition ignores failed checks, so it could publish marts a run had
+# refused; only a run that built and checked the marts (nightly, ga4_backfill) publishes them.
 MART_KEYS = sorted((key for key in dbt_models.keys if key.path[0] == "marts"), key=lambda key: key.path)
 
 
@@ -42,7 +44,6 @@ def snapshot_metadata(snapshot: Snapshot) -> dict[str, Any]:
     kinds={"duckdb", "python"},
     owners=[OWNER],
     pool=WAREHOUSE_WRITER_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Every mart, published for BI tools: a new DuckDB file renamed atomically to "
         "data/bi/shop360.duckdb (same schema and table names as the warehouse, plus "
