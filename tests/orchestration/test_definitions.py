@@ -65,3 +65,18 @@ def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_the_bi_snapshot_waits_for_every_mart_in_the_writers_pool() -> None:
+    graph = _asset_graph()
+    snapshot = graph.get(dg.AssetKey(["bi", "snapshot"]))
+    marts = {key for key in graph.get_all_asset_keys() if key.path[0] == "marts"}
+    assert dg.AssetKey(["marts", "audience_reactivation"]) in marts
+    assert set(snapshot.parent_keys) == marts
+    assert snapshot.group_name == "bi"
+    assert snapshot.owners == ["team:data-engineering"]
+    assert set(snapshot.kinds) == {"duckdb", "python"}
+    assert defs.get_assets_def(snapshot.key).op.pool == "duckdb_writer"
+    # the nightly job and a GA4 backfill both end by publishing it
+    for job_name in ("nightly", "ga4_backfill"):
+        assert snapshot.key in defs.resolve_job_def(job_name).asset_layer.selected_asset_keys
