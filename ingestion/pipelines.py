@@ -200,8 +200,24 @@ def warehouse_destination(name: str, database: str | os.PathLike[str] | None = N
     )
 
 
+# dlt keeps copies of loaded records outside the raw tables unless told not to: the files of every
+# load package (under the pipeline's working dir) and the last batch in the staging datasets
+# (raw_*_staging) that merges go through. Data minimisation: delete and truncate them after each
+# load. A shop can still switch either off in dlt config (e.g. to debug a load).
+MINIMISED_LOAD_SETTINGS = {"load.delete_completed_jobs": True, "load.truncate_staging_dataset": True}
+
+
+def minimise_load_copies() -> None:
+    """Make dlt delete completed load jobs and truncate staging datasets, unless configured otherwise."""
+    for key, value in MINIMISED_LOAD_SETTINGS.items():
+        if dlt.config.get(key) is None:
+            dlt.config[key] = value
+
+
 def make_pipeline(name: str) -> dlt.Pipeline:
-    """The dlt pipeline loading ``name`` into its raw schema of the warehouse."""
+    """The dlt pipeline loading ``name`` into its raw schema of the warehouse (keeping no copies of
+    the records it loaded: ``minimise_load_copies``)."""
+    minimise_load_copies()
     return dlt.pipeline(
         pipeline_name=f"shop360_{name}",
         destination=warehouse_destination(name),
