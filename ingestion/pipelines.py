@@ -24,6 +24,7 @@ from ingestion.ga4 import ga4_source
 from ingestion.klaviyo import klaviyo_source
 from ingestion.pii import HASH_KEY_SETTING
 from ingestion.shopify import shopify_source
+from ingestion.suppression import Suppression, load_suppression
 
 SOURCES = ("shopify", "klaviyo", "ga4")
 
@@ -172,9 +173,19 @@ _DESCRIBE_ONLY = {
 }
 
 
+def current_suppression() -> Suppression:
+    """The warehouse's suppression list (erased people), with the hash key when it is not empty."""
+    suppression = load_suppression()
+    if suppression:
+        suppression.key = hash_key()
+    return suppression
+
+
 def make_source(name: str, **options) -> DltSource:
     """The dlt source for ``name``, settings from dlt config (call ``configure_sources`` first);
-    ``options`` are the source's own arguments (GA4's ``days``)."""
+    ``options`` are the source's own arguments (GA4's ``days``; ``suppression``, by default the
+    warehouse's list, read now)."""
+    options.setdefault("suppression", current_suppression())
     return _FACTORIES[name](**options)
 
 
