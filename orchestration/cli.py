@@ -162,6 +162,24 @@ def _forget(args: argparse.Namespace) -> int:
     return 0 if report.succeeded else 1
 
 
+def _export_person(args: argparse.Namespace) -> int:
+    from orchestration.access import export_person
+    from orchestration.erasure import PersonNotFound, WarehouseBusy, email_request
+
+    try:
+        request = email_request(args.email)
+    except ValueError as error:
+        print(f"shop360 export-person: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = export_person(request, Path(args.output) if args.output else None, wait_seconds=args.wait)
+    except (PersonNotFound, WarehouseBusy, FileNotFoundError) as error:
+        print(f"shop360 export-person: {error}", file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0
+
+
 def _add_privacy_commands(commands: argparse._SubParsersAction) -> None:
     forget = commands.add_parser(
         "forget",
@@ -183,6 +201,16 @@ def _add_privacy_commands(commands: argparse._SubParsersAction) -> None:
         "--no-compact",
         action="store_true",
         help="skip rewriting the warehouse file (deleted rows then stay on disk until the next compaction)",
+    )
+    export = commands.add_parser(
+        "export-person", help="right of access: everything held about a person, as one JSON document"
+    )
+    export.add_argument("--email", action="append", required=True, help="an email of the person (repeatable)")
+    export.add_argument(
+        "--output", metavar="FILE", help="where to write it (default: data/exports/<request>.json)"
+    )
+    export.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="wait this long for a running job to finish"
     )
 
 
@@ -232,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         return _backfill_ga4(args)
     elif args.command == "forget":
         return _forget(args)
+    elif args.command == "export-person":
+        return _export_person(args)
     elif args.command == "dbt-parse":
         dbt_parse()
     elif args.command == "prepare-dagster-home":

@@ -31,6 +31,7 @@ from dlt.common.versioned_state import decompress_state
 from ingestion.pii import normalise_email, normalise_phone
 from ingestion.pipelines import stop_sandbox
 from ingestion.sandbox.world import advance_world
+from orchestration.access import export_person
 from orchestration.cli import DAGSTER_YAML, main
 from orchestration.erasure import (
     REQUEST_TAG,
@@ -350,6 +351,55 @@ def test_dry_run_changes_nothing(privacy: Privacy, capsys: pytest.CaptureFixture
     rendered = report.render()
     assert "nothing was changed (dry run)" in rendered
     assert email.lower() not in rendered.lower()
+
+
+def test_export_holds_the_persons_rows_and_no_one_elses(privacy: Privacy, tmp_path: Path) -> None:
+    identities = privacy.identities(privacy.subject)
+    email = next(row["identifier"] for row in identities if row["id_type"] == "email")
+    output = tmp_path / "person.json"
+    report = export_person(email_request([email]), output)
+    document = json.loads(output.read_text())
+    assert "@" not in report.render()
+    # the rows, counted against the warehouse and the world
+    tables = document["tables"]
+    orders = {row["identifier"] for row in identities if row["id_type"] == "order_id"}
+    assert sorted(str(row["id"]) for row in tables["raw_shopify.orders"]) == sorted(orders)
+    lines = sum(
+        len(row.get("_nested", {}).get("orders__line_items", [])) for row in tables["raw_shopify.orders"]
+    )
+    assert (
+        lines
+        == privacy.sql(
+            "select count(*) from raw_shopify.orders__line_items as line_items "
+            "inner join raw_shopify.orders on line_items._dlt_root_id = orders._dlt_id "
+            "where list_contains(?, orders.id::varchar)",
+            [sorted(orders)],
+        )[0][0]
+    )
+    profiles = {row["identifier"] for row in identities if row["id_type"] == "profile_id"}
+    events = read_jsonl(privacy.sandbox / "world" / "klaviyo" / "events.jsonl")
+    assert len(tables["raw_klaviyo.events"]) == sum(
+        event["relationships"]["profile"]["data"]["id"] in profiles for event in events
+    )
+    cookies = {row["identifier"] for row in identities if row["id_type"] == "user_pseudo_id"}
+    assert len(tables["raw_ga4.events"]) == sum(
+        event["user_pseudo_id"] in cookies for event in ga4_events(privacy.sandbox)
+    )
+    assert len(tables["marts.customer_360"]) == 1
+    assert document["row_counts"] == privacy.dry_run.rows
+    # every identifier of theirs the warehouse holds (an address phone never reaches it), and nobody else's
+    text = output.read_text().lower()
+    held = {hit.rsplit(": ", 1)[1] for hit in find_in_database(privacy.warehouse, search_terms(identities))}
+    assert len(held) >= 5
+    assert [term for term in held if term not in text] == []
+    others = [
+        term
+        for person_id, rows in truth_identities(privacy.sandbox).items()
+        if person_id != privacy.subject
+        for term in search_terms(rows)
+        if term not in search_terms(identities)
+    ]
+    assert [term for term in others if term in text] == []
 
 
 def test_forget_removes_the_person_from_every_layer(privacy: Privacy) -> None:
