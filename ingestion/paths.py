@@ -21,3 +21,8 @@ def sandbox_dir() -> Path:
 def warehouse_path() -> Path:
     """The writer's DuckDB warehouse. BI tools never open this file."""
     return data_dir() / "warehouse.duckdb"
+
+
+def bi_dir() -> Path:
+    """Where the published BI snapshot lives: ``shop360.duckdb`` and the Parquet files (``parquet/``)."""
+    return data_dir() / "bi"

@@ -7,6 +7,7 @@ from dagster_dlt import DagsterDltResource
 
 from orchestration import settings as control
 from orchestration.alerts import build_freshness_alert, check_failure_alert, run_failure_alert
+from orchestration.bi_assets import bi_snapshot
 from orchestration.checks import ga4_partition_freshness, python_checks
 from orchestration.dbt_assets import dbt_models, dbt_resource
 from orchestration.partitions import nightly_run_tags
@@ -19,14 +20,15 @@ nightly_job = dg.define_asset_job(
     name="nightly",
     selection=_data_assets_and_checks,
     description="Load every source (GA4: the export days not loaded yet and the last three), build and "
-    "test every dbt model, run the quality checks.",
+    "test every dbt model, run the quality checks, publish the BI snapshot.",
 )
 
 ga4_backfill_job = dg.define_asset_job(
     name="ga4_backfill",
     selection=dg.AssetSelection.assets(GA4_EVENTS).downstream()
     - dg.AssetSelection.checks(*ga4_partition_freshness),
-    description="Re-load a range of GA4 export days (its partitions) and rebuild the models below them.",
+    description="Re-load a range of GA4 export days (its partitions), rebuild the models below them and "
+    "publish the BI snapshot again.",
 )
 
 erasure_rebuild_job = dg.define_asset_job(
@@ -59,7 +61,7 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 source_keys = [key for assets in raw_assets for key in assets.keys]
 
 defs = dg.Definitions(
-    assets=[*raw_assets, dbt_models],
+    assets=[*raw_assets, dbt_models, bi_snapshot],
     asset_checks=[*python_checks, *ga4_partition_freshness],
     jobs=[nightly_job, ga4_backfill_job, erasure_rebuild_job, quality_checks_job],
     schedules=[nightly_schedule],

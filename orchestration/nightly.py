@@ -1,4 +1,4 @@
-"""Run the nightly job in-process and summarise it: rows per schema, checks, time, warehouse."""
+"""Run the nightly job in-process and summarise it: rows per schema, checks, time, warehouse, BI file."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import dagster as dg
 import duckdb
 
 from ingestion import paths
+from orchestration.publish import PARQUET_LINK, SNAPSHOT_FILE
 
 SCHEMAS = ("raw_shopify", "raw_klaviyo", "raw_ga4", "staging", "intermediate", "marts", "audit")
+BI_SNAPSHOT_ASSET = "bi/snapshot"
+# Characters of a failed step's error shown in the summary
+MAX_ERROR_LENGTH = 300
 
 
 @dataclass
@@ -30,11 +34,30 @@ class NightlyReport:
     assets_selected: set[str] = field(default_factory=set)
     checks_passed: int = 0
     failed_checks: list[str] = field(default_factory=list)
+    failed_steps: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     quarantined: int = 0
     people: int = 0
     identifiers_cut: int = 0
     key_changes: dict[str, int] = field(default_factory=dict)
+    bi_snapshot: Path | None = None
+
+    @property
+    def bi_published(self) -> bool:
+        """Whether this run published a new BI snapshot."""
+        return BI_SNAPSHOT_ASSET in self.assets_materialized
+
+    def render_bi_snapshot(self) -> str:
+        """Where BI tools read, and whether this run replaced what they read."""
+        if self.bi_snapshot is None:
+            return "  BI snapshot: none yet (published after a run whose marts all built and passed)"
+        parquet = self.bi_snapshot.with_name(PARQUET_LINK)
+        if self.bi_published:
+            return f"  BI snapshot: {self.bi_snapshot} (published by this run; Parquet: {parquet}/)"
+        return (
+            f"  BI snapshot: {self.bi_snapshot} (NOT published by this run: BI tools keep reading "
+            "the previous one)"
+        )
 
     def render(self) -> str:
         outcome = "succeeded" if self.success else "FAILED"
@@ -51,6 +74,7 @@ class NightlyReport:
             f"{len(self.warnings)} warnings"
         )
         lines += [f"    failed: {name}" for name in self.failed_checks]
+        lines += [f"  failed step: {step}" for step in self.failed_steps]
         lines += [f"    warning: {name}" for name in self.warnings]
         lines.append(f"  quarantined records: {self.quarantined} (see audit.quarantined_records)")
         changes = ", ".join(f"{count} {kind}" for kind, count in sorted(self.key_changes.items())) or "none"
@@ -63,6 +87,7 @@ class NightlyReport:
             "(see intermediate.int_identity__cut_identifiers)"
         )
         lines.append(f"  warehouse: {self.warehouse}")
+        lines.append(self.render_bi_snapshot())
         return "\n".join(lines)
 
 
@@ -128,6 +153,20 @@ def _rows_loaded(materializations: list[dg.DagsterEvent]) -> dict[str, int]:
     return loaded
 
 
+def _step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """``step: error`` of every step that failed (the error's first line, shortened)."""
+    failures = []
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        error = event.step_failure_data.error
+        while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+            error = error.cause
+        message = f"{error.cls_name}: {error.message.strip().splitlines()[0]}"
+        failures.append(f"{event.step_key}: {message[:MAX_ERROR_LENGTH]}")
+    return failures
+
+
 def _check_names(evaluations: list[dg.AssetCheckEvaluation], severity: dg.AssetCheckSeverity) -> list[str]:
     """``asset:check`` of every failed check of ``severity``."""
     return sorted(
@@ -185,8 +224,11 @@ def run_job(job_name: str, tags_for, instance: dg.DagsterInstance | None, log_le
         rows_loaded=_rows_loaded(result.get_asset_materialization_events()),
         checks_passed=sum(evaluation.passed for evaluation in evaluations),
         failed_checks=_check_names(evaluations, dg.AssetCheckSeverity.ERROR),
+        failed_steps=_step_failures(result),
         warnings=_check_names(evaluations, dg.AssetCheckSeverity.WARN),
     )
+    if (snapshot := paths.bi_dir() / SNAPSHOT_FILE).exists():
+        report.bi_snapshot = snapshot
     if report.warehouse.exists():
         report.rows_per_schema = rows_per_schema(report.warehouse)
         read_outcomes(report)

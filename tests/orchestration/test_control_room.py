@@ -193,6 +193,12 @@ def test_a_planted_duplicate_key_blocks_everything_downstream_and_alerts(
     # the sources loaded, but no dbt model was built on the bad table
     assert "raw_shopify/orders" in report.assets_materialized
     assert not {key for key in report.assets_materialized if not key.startswith("raw_")}
+    # nor published: BI tools keep reading the last good night's snapshot
+    assert not report.bi_published
+    assert "NOT published by this run" in report.render()
+    with duckdb.connect(str(report.bi_snapshot), read_only=True) as connection:
+        published_by = connection.execute("select distinct run_id from bi.snapshot").fetchall()
+    assert published_by == [(room.first.run_id,)]
 
     # the check-failure alert and the run-failure alert post to the webhook
     tick = dg.build_sensor_context(instance=room.instance)

@@ -67,9 +67,25 @@ def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
     assert "Validation successful" in result.stdout + result.stderr
 
 
+def test_the_bi_snapshot_waits_for_every_mart_in_the_writers_pool() -> None:
+    graph = _asset_graph()
+    snapshot = graph.get(dg.AssetKey(["bi", "snapshot"]))
+    marts = {key for key in graph.get_all_asset_keys() if key.path[0] == "marts"}
+    assert dg.AssetKey(["marts", "audience_reactivation"]) in marts
+    assert set(snapshot.parent_keys) == marts
+    assert snapshot.group_name == "bi"
+    assert snapshot.owners == ["team:data-engineering"]
+    assert set(snapshot.kinds) == {"duckdb", "python"}
+    assert defs.get_assets_def(snapshot.key).op.pool == "duckdb_writer"
+    # the nightly job and a GA4 backfill both end by publishing it
+    for job_name in ("nightly", "ga4_backfill"):
+        assert snapshot.key in defs.resolve_job_def(job_name).asset_layer.selected_asset_keys
+
+
 def test_erasure_rebuild_job_builds_every_model_and_loads_nothing() -> None:
-    """`shop360 forget` rebuilds through this job: every dbt model and what is below it, with the
-    checks on them, but no raw asset (the person's records are already gone from raw)."""
+    """`shop360 forget` rebuilds through this job: every dbt model and what is below it (the BI
+    snapshot, republished), with the checks on them, but no raw asset (the person's records are
+    already gone from raw)."""
     from orchestration.dbt_assets import dbt_models
 
     job = defs.resolve_job_def("erasure_rebuild")
@@ -77,7 +93,8 @@ def test_erasure_rebuild_job_builds_every_model_and_loads_nothing() -> None:
     assert set(dbt_models.keys) <= selected
     assert not any(key.path[0].startswith("raw_") for key in selected)
     # dbt's tests run inside dbt build; the Python checks on the marts are a step of their own
-    assert {node.name for node in job.graph.node_defs} == {"dbt_models", "mart_checks"}
+    assert {node.name for node in job.graph.node_defs} == {"dbt_models", "mart_checks", "bi__snapshot"}
+    assert dg.AssetKey(["bi", "snapshot"]) in selected
     checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
     assert {"reconciles_with_shopify", "unique_customer_360_customer_key"} <= checks
     assert "primary_key_unique" not in checks

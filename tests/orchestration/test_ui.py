@@ -41,6 +41,7 @@ GROUPS = (
     "intermediate",
     "marts",
     "audit",
+    "bi",
 )
 UI_TIMEOUT_MS = 60_000
 

@@ -1,7 +1,7 @@
 -- One row per GA4 session with its place in the checkout funnel: where it came from and landed,
 -- the furthest step it reached (closed funnel, see int_ga4__sessions), when it reached each step
 -- and the Shopify order it converted into. BI tools read this, so the session is named by a hash
--- and the person by customer_key: no cookie id leaves intermediate.
+-- and the person by customer_key: no cookie id or checkout token leaves intermediate.
 {%- set steps = var('funnel_steps') %}
 with
 
@@ -35,7 +35,10 @@ final as (
         sessions.traffic_medium,
         sessions.traffic_campaign,
         sessions.country,
-        sessions.landing_page,
+        -- a checkout's page carries its token (a recovery email lands there): not for BI tools
+        regexp_replace(
+            sessions.landing_page, '(/checkouts/(?:cn/)?)[0-9A-Za-z_-]{16,}', '\1[token]'
+        ) as landing_page,
         sessions.page_views,
         sessions.product_views,
         sessions.add_to_carts,

@@ -160,6 +160,7 @@ final as (
         latest_statements.consent as email_marketing_consent,
         latest_statements.stated_at as email_consent_changed_at,
         latest_statements.statement_source as email_consent_source,
+        latest_statements.record_id as email_consent_record_id,
         conflicts.has_conflicting_consent,
         suppressions.customer_key is not null as is_email_suppressed,
         suppressions.email_suppression_reasons,
