@@ -43,6 +43,7 @@ from ingestion import paths
 from ingestion.pipelines import hash_key
 from ingestion.suppression import CREATE_TABLE as CREATE_SUPPRESSIONS
 from ingestion.suppression import QUALIFIED_TABLE as SUPPRESSIONS
+from orchestration.bi_assets import BI_SNAPSHOT
 from orchestration.nightly import NightlyReport
 from orchestration.person import (
     CUSTOMER_KEY,
@@ -57,6 +58,7 @@ from orchestration.person import (
     owned_rows,
     resolve_person,
 )
+from orchestration.publish import PARQUET_LINK, PARQUET_VERSION_PREFIX, remove_old_versions, remove_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ create table if not exists {ERASURE_LOG} (
     dlt_state_hashes_removed integer,
     local_files_removed integer,
     rebuild_run_id varchar,
+    bi_snapshot_republished boolean,
+    bi_snapshot_versions_removed integer,
     rows_left json,
     status varchar not null
 )
@@ -213,6 +217,8 @@ class ErasureReport:
     actions: dict[str, str]
     state_hashes_removed: int = 0
     local_files_removed: int = 0
+    bi_republished: bool = False
+    bi_versions_removed: int = 0
     suppressed: int = 0
     rebuild: NightlyReport | None = None
     rows_left: dict[str, int] = field(default_factory=dict)
@@ -253,6 +259,10 @@ class ErasureReport:
             lines.append(
                 f"  rebuild (Dagster job {REBUILD_JOB}, run {self.rebuild.run_id}): {outcome}, "
                 f"{self.rebuild.checks_passed} checks passed, {len(self.rebuild.failed_checks)} failed"
+            )
+            republished = "republished" if self.bi_republished else "not republished (none published yet?)"
+            lines.append(
+                f"  BI snapshot: {republished}; {self.bi_versions_removed} older Parquet versions deleted"
             )
         if self.rows_left:
             lines.append("  rows still matching the person after the rebuild:")
@@ -423,12 +433,15 @@ def finish_log(connection: duckdb.DuckDBPyConnection, report: ErasureReport) -> 
     connection.execute(
         f"""
         update {ERASURE_LOG}
-        set finished_at = now(), local_files_removed = ?, rebuild_run_id = ?, rows_left = ?, status = ?
+        set finished_at = now(), local_files_removed = ?, rebuild_run_id = ?, bi_snapshot_republished = ?,
+            bi_snapshot_versions_removed = ?, rows_left = ?, status = ?
         where request_id = ?
         """,
         [
             report.local_files_removed,
             report.rebuild.run_id if report.rebuild else None,
+            report.bi_republished,
+            report.bi_versions_removed,
             json.dumps(report.rows_left, sort_keys=True),
             status,
             report.request.request_id,
@@ -525,6 +538,9 @@ def forget(
         report.local_files_removed = scrub_local_pipelines(digests)
         on_progress(f"rebuilding the models through Dagster (job {REBUILD_JOB})")
         report.rebuild = rebuild(request.request_id, instance, log_level)
+        report.bi_republished = BI_SNAPSHOT.to_user_string() in report.rebuild.assets_materialized
+        if report.bi_republished:
+            report.bi_versions_removed = remove_old_snapshots()
         with open_warehouse(wait_seconds=max(wait_seconds, 60)) as connection:
             with attach_bi_snapshot(connection) as bi_catalog:
                 left = owned_rows(connection, match_person(connection, person, key, bi_catalog))
@@ -539,6 +555,23 @@ def forget(
                 compact_warehouse(connection)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def remove_old_snapshots() -> int:
+    """Delete every BI snapshot Parquet version but the current one (publishing keeps the one before
+    for readers still inside it, but it holds the erased person) and any unfinished publish; how
+    many versions went. The old DuckDB snapshot file was replaced by the republish itself."""
+    bi_dir = paths.bi_dir()
+    link = bi_dir / PARQUET_LINK
+    if not link.is_symlink():
+        return 0
+    current = os.readlink(link)
+    old = [
+        path for path in bi_dir.glob(f"{PARQUET_VERSION_PREFIX}*") if path.is_dir() and path.name != current
+    ]
+    remove_old_versions(bi_dir, keep={current})
+    remove_unfinished(bi_dir)
+    return len(old)
 
 
 def rebuild(request_id: str, instance: dg.DagsterInstance, log_level: str) -> NightlyReport:

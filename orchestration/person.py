@@ -52,6 +52,7 @@ from ingestion.suppression import (
 )
 from ingestion.suppression import TABLE as SUPPRESSIONS_TABLE
 from orchestration.constants import DBT_PROJECT_DIR
+from orchestration.publish import SNAPSHOT_FILE
 
 PERSON_TABLE = "erasure_person"
 BI_CATALOG = "bi_snapshot"
@@ -182,6 +183,8 @@ class Person:
         rows += [
             (EMAIL_HASH, keyed_hash(email, hash_key)) for email in sorted(self.identifiers.get(EMAIL, ()))
         ]
+        # the BI snapshot publishes source ids as their keyed hash (orchestration/publish.py)
+        rows += [(keyed(item.type), keyed_hash(item.value, hash_key)) for item in self.all_identifiers()]
         return rows
 
 
@@ -255,8 +258,14 @@ def _email_sql(column: str) -> str:
     return rf"lower(regexp_replace({_quote(column)}, '^[\s\x{{00A0}}]+|[\s\x{{00A0}}]+$', '', 'g'))"
 
 
+def keyed(kind: str) -> str:
+    """The kind of the keyed hashes of an identifier type's values (``shopify_order#keyed``)."""
+    return f"{kind}#keyed"
+
+
 def column_conditions(relation: Relation, dlt_dataset: bool) -> list[str]:
-    """SQL conditions, one per identifier column of ``relation``, each true on the person's rows."""
+    """SQL conditions, one per identifier column of ``relation``, each true on the person's rows.
+    In the BI snapshot an id column may hold the id's keyed hash instead: both are matched."""
     types = relation.column_types
     conditions = []
     for column, data_type in relation.columns:
@@ -265,6 +274,8 @@ def column_conditions(relation: Relation, dlt_dataset: bool) -> list[str]:
             conditions.append(_in(_email_sql(column), EMAIL))
         elif kind is not None:
             conditions.append(_in(f"trim(cast({_quote(column)} as varchar))", kind))
+        if kind in IDENTIFIER_TYPES and relation.in_bi_snapshot:
+            conditions.append(_in(f"cast({_quote(column)} as varchar)", keyed(kind)))
         for field_name, field_kind in JSON_FIELDS.get(column, {}).items():
             if data_type == "JSON":
                 conditions.append(_in(f"({_quote(column)} ->> '{field_name}')", field_kind))
@@ -394,7 +405,7 @@ def person_tables(connection: duckdb.DuckDBPyConnection, bi_catalog: str | None 
 
 def bi_snapshot_path() -> Path:
     """The published BI snapshot (``data/bi/shop360.duckdb``)."""
-    return paths.data_dir() / "bi" / "shop360.duckdb"
+    return paths.bi_dir() / SNAPSHOT_FILE
 
 
 @contextlib.contextmanager
