@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -55,6 +56,8 @@ from orchestration.constants import DBT_PROJECT_DIR
 from orchestration.publish import SNAPSHOT_FILE
 
 PERSON_TABLE = "erasure_person"
+# staging's is_valid_email rule (transform/macros/casts.sql)
+VALID_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 BI_CATALOG = "bi_snapshot"
 PHONE_FUNCTION = "shop360_normalised_phone"
 
@@ -141,6 +144,8 @@ def identifier(identifier_type: str, value: Any) -> Identifier:
     if identifier_type not in IDENTIFIER_TYPES:
         raise ValueError(f"unknown identifier type {identifier_type!r}")
     normalised = normalise(identifier_type, value)
+    if identifier_type == EMAIL and normalised and not VALID_EMAIL.fullmatch(normalised):
+        normalised = None
     if normalised is None:
         raise ValueError(f"{identifier_type}: the value given is not a valid {identifier_type}")
     return Identifier(identifier_type, normalised)
