@@ -14,6 +14,10 @@ files whose modification time changed (a re-export), and always the newest ``rel
 already loaded, since GA4 keeps rewriting a day for up to three days. The files loaded and their
 modification times are kept in the resource's dlt state, which dlt stores in the warehouse, so a run
 that starts with no local state still knows them.
+
+Erased people (the suppression list) are kept out in the same step: the file's distinct cookie ids,
+user ids and transaction ids are hashed, and when one is suppressed the Parquet file is written again
+without every event of the cookies that carry it (also their anonymous events before a login).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dlt.extract.items import DataItemWithMeta
 from dlt.sources.filesystem import FileItemDict, filesystem
 
 from ingestion import settings
+from ingestion.suppression import GA4_COOKIE, SHOPIFY_CUSTOMER, SHOPIFY_ORDER, Suppression
 
 _PARAM_VALUE = pa.struct(
     [
@@ -103,13 +108,14 @@ def duckdb_columns() -> dict[str, str]:
         return {name: str(type_) for name, type_ in zip(relation.columns, relation.types, strict=True)}
 
 
-def write_export_parquet(file: FileItemDict, target: Path) -> int:
+def write_export_parquet(file: FileItemDict, target: Path, suppression: Suppression | None = None) -> int:
     """One daily export file as a Parquet file of ``EVENT_SCHEMA``'s columns; its number of events.
 
     DuckDB's ``read_json`` gunzips and parses the file with the columns and types given (other
     export columns and fields are skipped) and ``COPY`` writes the Parquet file. A local file is
     read by its path, any other through its fsspec file object. A file that is not JSON lines of
-    that shape, or holds an event without ``event_date``, is an error naming the file.
+    that shape, or holds an event without ``event_date``, is an error naming the file. Events of
+    people on the ``suppression`` list are left out (and counted in it).
     """
     gzipped = file.get("encoding") == "gzip" or file["file_name"].endswith(".gz")
     try:
@@ -125,6 +131,8 @@ def write_export_parquet(file: FileItemDict, target: Path) -> int:
                 compression="gzip" if gzipped else "none",
             )
             events.to_parquet(str(target))
+            if suppression:
+                suppression.dropped["events"] += drop_suppressed_events(connection, target, suppression)
             written, undated = connection.execute(
                 "select count(*), count(*) - count(event_date) from read_parquet(?)", [str(target)]
             ).fetchone()
@@ -133,6 +141,61 @@ def write_export_parquet(file: FileItemDict, target: Path) -> int:
     if undated:
         raise ValueError(f"GA4 export file {file['file_name']}: {undated} events have no event_date")
     return written
+
+
+def suppressed_cookies(
+    ids: list[tuple[str | None, str | None, str | None]], suppression: Suppression
+) -> list[str]:
+    """The cookies among ``ids`` (user_pseudo_id, user_id, transaction_id of a file's events) that are
+    suppressed, logged in as a suppressed customer or bought a suppressed order."""
+    return sorted(
+        {
+            cookie
+            for cookie, user_id, transaction_id in ids
+            if suppression.matches(GA4_COOKIE, cookie)
+            or suppression.matches(SHOPIFY_CUSTOMER, user_id)
+            or suppression.matches(SHOPIFY_ORDER, transaction_id)
+        }
+        - {None}
+    )
+
+
+def drop_suppressed_events(
+    connection: duckdb.DuckDBPyConnection, parquet: Path, suppression: Suppression
+) -> int:
+    """Rewrite ``parquet`` without the events of suppressed people; the number of events dropped.
+
+    Only the file's distinct ids are hashed (in Python, with the keyed hash); the events are
+    filtered in SQL, and the file is rewritten only when it holds someone suppressed.
+    """
+    ids = connection.execute(
+        "select distinct user_pseudo_id, user_id, ecommerce.transaction_id from read_parquet(?)",
+        [str(parquet)],
+    ).fetchall()
+    cookies = suppressed_cookies(ids, suppression)
+    user_ids = sorted({user_id for _, user_id, _ in ids if suppression.matches(SHOPIFY_CUSTOMER, user_id)})
+    orders = sorted({order for _, _, order in ids if suppression.matches(SHOPIFY_ORDER, order)})
+    if not (cookies or user_ids or orders):
+        return 0
+    kept = parquet.with_name(f"kept_{parquet.name}")
+    connection.execute(
+        f"""
+        copy (
+            select *
+            from read_parquet('{parquet}')
+            where not coalesce(list_contains($cookies, user_pseudo_id), false)
+                and not coalesce(list_contains($user_ids, user_id), false)
+                and not coalesce(list_contains($orders, ecommerce.transaction_id), false)
+        ) to '{kept}' (format parquet)
+        """,
+        {"cookies": cookies, "user_ids": user_ids, "orders": orders},
+    )
+    before, after = (
+        connection.execute("select count(*) from read_parquet(?)", [str(path)]).fetchone()[0]
+        for path in (parquet, kept)
+    )
+    kept.replace(parquet)
+    return before - after
 
 
 def export_date(file_name: str) -> date:
@@ -161,7 +224,9 @@ def files_of_days(files: list[FileItemDict], first: date, last: date) -> list[Fi
     return [file for file in files if first <= export_date(file["file_name"]) <= last]
 
 
-def make_events_transformer(reload_days: int, days: tuple[date, date] | None = None):
+def make_events_transformer(
+    reload_days: int, days: tuple[date, date] | None = None, suppression: Suppression | None = None
+):
     """The ``events`` transformer: reads the export files the listing resource passes to it."""
 
     @dlt.transformer(
@@ -180,7 +245,7 @@ def make_events_transformer(reload_days: int, days: tuple[date, date] | None = N
             # beside the load packages, so dlt imports the file by a hard link, not a copy
             with tempfile.TemporaryDirectory(dir=dlt.current.pipeline().working_dir) as scratch:
                 target = Path(scratch) / "events.parquet"
-                if events_in_file := write_export_parquet(file, target):
+                if events_in_file := write_export_parquet(file, target, suppression):
                     yield dlt.mark.with_file_import(
                         str(target), "parquet", items_count=events_in_file, hints=_EVENT_TABLE
                     )
@@ -195,11 +260,13 @@ def ga4_source(
     file_glob: str = settings.GA4_FILE_GLOB,
     reload_days: int = settings.GA4_RELOAD_DAYS,
     days: tuple[date, date] | None = None,
+    suppression: Suppression | None = None,
 ):
     """GA4 export files under ``bucket_url`` (a folder or an fsspec URL such as gs:// or s3://);
-    with ``days`` (first, last), the files of those days only."""
+    with ``days`` (first, last), the files of those days only; without the events of the people on
+    the ``suppression`` list."""
     files = filesystem(bucket_url=bucket_url, file_glob=file_glob)
-    return files | make_events_transformer(reload_days, days)
+    return files | make_events_transformer(reload_days, days, suppression)
 
 
 def export_days(bucket_url: str, file_glob: str = settings.GA4_FILE_GLOB) -> list[date]:

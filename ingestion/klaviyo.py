@@ -4,7 +4,8 @@ JSON:API resource objects are flattened to one row each: ``id``, the attributes,
 related objects (``profile_id``, ``metric_id``); events carry their metric's name. Profiles and
 events are merged on ``id`` and incremental on ``updated`` / ``datetime``, so a re-run after a
 failed load never duplicates an event. List memberships are replaced on every run, because the
-API does not tell which members left.
+API does not tell which members left. Profiles, events and memberships of erased people (the
+suppression list) are dropped, and an erased person's phone on another profile is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ingestion.cursors import parse_cursor
 from ingestion.http import ApiClient
 from ingestion.pii import without
 from ingestion.quarantine import quarantined, split_quarantined
+from ingestion.suppression import EMAIL, KLAVIYO_PROFILE, SHOPIFY_ORDER, Suppression
 
 
 def _client(base_url: str, api_key: str, revision: str) -> ApiClient:
@@ -62,6 +64,26 @@ def _with_cursor(row: dict[str, Any], field: str, table: str) -> Any:
     return row
 
 
+def owner_identifiers(table: str, row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The identifiers that make a flattened row someone's: a profile's id and email, the profile of
+    an event or a list membership, the Shopify order of a Placed Order event."""
+    if table == "profiles":
+        return [(KLAVIYO_PROFILE, row.get("id")), (EMAIL, row.get("email"))]
+    properties = row.get("event_properties") if table == "events" else None
+    order_id = properties.get("$event_id") if isinstance(properties, dict) else None
+    return [(KLAVIYO_PROFILE, row.get("profile_id")), (SHOPIFY_ORDER, order_id)]
+
+
+def _kept(table: str, rows: list[dict[str, Any]], suppression: Suppression | None) -> list[dict[str, Any]]:
+    """``rows`` without those of erased people; an erased phone removed from the profiles kept."""
+    if not suppression:
+        return rows
+    kept = [row for row in rows if not suppression.owned(table, owner_identifiers(table, row))]
+    if table == "profiles":
+        kept = [suppression.without_phones(table, row, ("phone_number",)) for row in kept]
+    return kept
+
+
 def _incremental(field: str, initial: datetime | None) -> dlt.sources.incremental:
     return dlt.sources.incremental(field, initial_value=initial, on_cursor_value_missing="include")
 
@@ -72,10 +94,12 @@ def klaviyo_source(
     api_key: str = dlt.secrets.value,
     revision: str = settings.KLAVIYO_REVISION,
     start_date: str | None = None,
+    suppression: Suppression | None = None,
 ):
     """Klaviyo profiles, events, metrics, campaigns, lists and list memberships.
 
-    ``start_date`` (ISO 8601) limits the first load to profiles updated and events since then.
+    ``start_date`` (ISO 8601) limits the first load to profiles updated and events since then; the
+    profiles, events and memberships of the people on the ``suppression`` list are dropped.
     """
     dlt.current.source_schema().remove_type_detection("iso_timestamp")
     client = _client(base_url, api_key, revision)
@@ -96,8 +120,8 @@ def klaviyo_source(
             params["filter"] = since
         for page in client.paginate("/profiles", params=params, data_selector="data"):
             rows = []
-            for resource in page:
-                row = without(_flatten(resource), settings.KLAVIYO_PROFILE_DROP)
+            for flattened in _kept("profiles", [_flatten(resource) for resource in page], suppression):
+                row = without(flattened, settings.KLAVIYO_PROFILE_DROP)
                 row["location"] = without(row.get("location"), settings.KLAVIYO_LOCATION_DROP)
                 rows.append(_with_cursor(row, "updated", "profiles"))
             yield from split_quarantined(rows)
@@ -114,8 +138,7 @@ def klaviyo_source(
             body = page.response.json()
             metric_names = {m["id"]: m["attributes"].get("name") for m in body.get("included", [])}
             rows = []
-            for resource in body["data"]:
-                row = _flatten(resource)
+            for row in _kept("events", [_flatten(resource) for resource in body["data"]], suppression):
                 row["metric_name"] = metric_names.get(row.get("metric_id"))
                 rows.append(_with_cursor(row, "datetime", "events"))
             yield from split_quarantined(rows)
@@ -147,6 +170,8 @@ def klaviyo_source(
                 path = f"/lists/{klaviyo_list['id']}/relationships/profiles"
                 params = {"page[size]": settings.KLAVIYO_MEMBERSHIP_PAGE_SIZE}
                 for members in client.paginate(path, params=params, data_selector="data"):
-                    yield [{"list_id": klaviyo_list["id"], "profile_id": member["id"]} for member in members]
+                    rows = [{"list_id": klaviyo_list["id"], "profile_id": member["id"]} for member in members]
+                    if kept := _kept("list_memberships", rows, suppression):
+                        yield kept
 
     return profiles, events, metrics, campaigns, lists, list_memberships

@@ -22,6 +22,13 @@ HASH_KEY_SETTING = "shop360.hash_key"
 KEYED_HASH_FUNCTION = "keyed_hash"
 
 _SURROUNDING_SPACE = re.compile(r"^[\s\u00a0]+|[\s\u00a0]+$")
+# The phone rules of the dbt macro identity_phone (RE2's \s is [\t\n\f\r ], not Unicode spaces)
+_PHONE_EXTENSION = re.compile(r"[\t\n\f\r ]*(ext\.?|x)[\t\n\f\r ]*[0-9]+$", re.IGNORECASE)
+_PHONE_TRUNK_ZERO = re.compile(r"\(0\)")
+_PHONE_PUNCTUATION = re.compile(r"[\t\n\f\r \u00a0().\-/]")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_INTERNATIONAL_00 = re.compile(r"00[1-9][0-9]{6,14}")
+_NATIONAL = re.compile(r"[0-9]{7,15}")
 
 
 def without(record: dict[str, Any] | None, fields: Iterable[str]) -> dict[str, Any] | None:
@@ -39,6 +46,25 @@ def normalise_email(email: str | None) -> str | None:
         return None
     cleaned = _SURROUNDING_SPACE.sub("", email).lower()
     return cleaned or None
+
+
+def normalise_phone(phone: str | None, default_calling_code: str | None = None) -> str | None:
+    """A phone as identity resolution keys it (dbt macro ``identity_phone``): E.164 when it carries a
+    country code (``+`` or ``00``), else its bare digits (or ``+<default_calling_code>`` without the
+    trunk 0); ``None`` when it is no phone number."""
+    if phone is None:
+        return None
+    digits = _PHONE_EXTENSION.sub("", phone.strip(" "), count=1)
+    digits = _PHONE_PUNCTUATION.sub("", _PHONE_TRUNK_ZERO.sub("", digits))
+    if _E164.fullmatch(digits):
+        return digits
+    if _INTERNATIONAL_00.fullmatch(digits):
+        return "+" + digits[2:]
+    if _NATIONAL.fullmatch(digits):
+        return (
+            digits if default_calling_code is None else f"+{default_calling_code}{digits.removeprefix('0')}"
+        )
+    return None
 
 
 def keyed_hash(value: str, key: str) -> str:

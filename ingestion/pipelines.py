@@ -25,6 +25,7 @@ from ingestion.klaviyo import klaviyo_source
 from ingestion.pii import HASH_KEY_SETTING
 from ingestion.secrets import register_secret
 from ingestion.shopify import shopify_source
+from ingestion.suppression import Suppression, load_suppression
 
 SOURCES = ("shopify", "klaviyo", "ga4")
 
@@ -182,9 +183,19 @@ _DESCRIBE_ONLY = {
 }
 
 
+def current_suppression() -> Suppression:
+    """The warehouse's suppression list (erased people), with the hash key when it is not empty."""
+    suppression = load_suppression()
+    if suppression:
+        suppression.key = hash_key()
+    return suppression
+
+
 def make_source(name: str, **options) -> DltSource:
     """The dlt source for ``name``, settings from dlt config (call ``configure_sources`` first);
-    ``options`` are the source's own arguments (GA4's ``days``)."""
+    ``options`` are the source's own arguments (GA4's ``days``; ``suppression``, by default the
+    warehouse's list, read now)."""
+    options.setdefault("suppression", current_suppression())
     return _FACTORIES[name](**options)
 
 
@@ -210,8 +221,24 @@ def warehouse_destination(name: str, database: str | os.PathLike[str] | None = N
     )
 
 
+# dlt keeps copies of loaded records outside the raw tables unless told not to: the files of every
+# load package (under the pipeline's working dir) and the last batch in the staging datasets
+# (raw_*_staging) that merges go through. Data minimisation: delete and truncate them after each
+# load. A shop can still switch either off in dlt config (e.g. to debug a load).
+MINIMISED_LOAD_SETTINGS = {"load.delete_completed_jobs": True, "load.truncate_staging_dataset": True}
+
+
+def minimise_load_copies() -> None:
+    """Make dlt delete completed load jobs and truncate staging datasets, unless configured otherwise."""
+    for key, value in MINIMISED_LOAD_SETTINGS.items():
+        if dlt.config.get(key) is None:
+            dlt.config[key] = value
+
+
 def make_pipeline(name: str) -> dlt.Pipeline:
-    """The dlt pipeline loading ``name`` into its raw schema of the warehouse."""
+    """The dlt pipeline loading ``name`` into its raw schema of the warehouse (keeping no copies of
+    the records it loaded: ``minimise_load_copies``)."""
+    minimise_load_copies()
     return dlt.pipeline(
         pipeline_name=f"shop360_{name}",
         destination=warehouse_destination(name),

@@ -5,7 +5,8 @@ Every resource is merged on ``id`` and loaded incrementally on ``updated_at`` (t
 its nested tables (line items, refunds, …) are replaced with it. Timestamps other than the cursor
 stay as the API's strings; dbt staging casts them, so a malformed value lands in the warehouse and
 is quarantined there instead of failing the load. A record without an id or a usable cursor goes
-to ``raw_shopify.quarantined_records``.
+to ``raw_shopify.quarantined_records``. Records of erased people (the suppression list) are dropped
+before either, and an erased person's phone on someone else's record is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ingestion.cursors import parse_cursor
 from ingestion.http import ApiClient
 from ingestion.pii import without
 from ingestion.quarantine import quarantined, split_quarantined
+from ingestion.suppression import EMAIL, SHOPIFY_CHECKOUT, SHOPIFY_CUSTOMER, SHOPIFY_ORDER, Suppression
 
 # endpoint -> JSON key of the list in its response
 ENDPOINTS = {"customers": "customers", "orders": "orders", "products": "products", "checkouts": "checkouts"}
@@ -52,8 +54,40 @@ def _minimise(endpoint: str, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _prepare(endpoint: str, record: dict[str, Any]) -> Any:
-    """The record ready to load, or its quarantine row when it cannot be merged or tracked."""
+# endpoint -> the type of its records' ids (identity resolution's node types)
+RECORD_TYPES = {"customers": SHOPIFY_CUSTOMER, "orders": SHOPIFY_ORDER, "checkouts": SHOPIFY_CHECKOUT}
+# Fields holding a phone, on the records that keep them (addresses are dropped by _minimise)
+PHONE_FIELDS = ("phone",)
+
+
+def owner_identifiers(endpoint: str, record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The identifiers that make a record someone's: its id, its customer's id, its email."""
+    if endpoint not in RECORD_TYPES:
+        return []
+    customer = record.get("customer") or {}
+    return [
+        (RECORD_TYPES[endpoint], record.get("id")),
+        (SHOPIFY_CUSTOMER, customer.get("id") if isinstance(customer, dict) else None),
+        (EMAIL, record.get("email")),
+        (EMAIL, customer.get("email") if isinstance(customer, dict) else None),
+    ]
+
+
+def _suppressed(endpoint: str, record: dict[str, Any], suppression: Suppression | None) -> bool:
+    """Whether the record is an erased person's (then it is dropped); removes an erased phone."""
+    if not suppression or endpoint not in RECORD_TYPES:
+        return False
+    if suppression.owned(endpoint, owner_identifiers(endpoint, record)):
+        return True
+    suppression.without_phones(endpoint, record, PHONE_FIELDS)
+    return False
+
+
+def _prepare(endpoint: str, record: dict[str, Any], suppression: Suppression | None = None) -> Any:
+    """The record ready to load, its quarantine row when it cannot be merged or tracked, or None when
+    it belongs to an erased person."""
+    if _suppressed(endpoint, record, suppression):
+        return None
     if not isinstance(record.get("id"), int):
         return quarantined(endpoint, record, f"id {record.get('id')!r} is missing or not an integer")
     try:
@@ -65,12 +99,18 @@ def _prepare(endpoint: str, record: dict[str, Any]) -> Any:
     return record
 
 
-def _pages(client: ApiClient, endpoint: str, updated_at: dlt.sources.incremental) -> Iterator[Any]:
+def _pages(
+    client: ApiClient,
+    endpoint: str,
+    updated_at: dlt.sources.incremental,
+    suppression: Suppression | None = None,
+) -> Iterator[Any]:
     params: dict[str, Any] = {"limit": settings.SHOPIFY_PAGE_SIZE, **FIRST_PAGE_FILTERS.get(endpoint, {})}
     if updated_at.last_value is not None:
         params["updated_at_min"] = updated_at.last_value.isoformat()
     for page in client.paginate(f"{endpoint}.json", params=params, data_selector=ENDPOINTS[endpoint]):
-        yield from split_quarantined([_prepare(endpoint, record) for record in page])
+        prepared = (_prepare(endpoint, record, suppression) for record in page)
+        yield from split_quarantined([record for record in prepared if record is not None])
 
 
 @dlt.source(name="shopify", max_table_nesting=2)
@@ -79,10 +119,12 @@ def shopify_source(
     access_token: str = dlt.secrets.value,
     api_version: str = settings.SHOPIFY_API_VERSION,
     start_date: str | None = None,
+    suppression: Suppression | None = None,
 ):
     """Shopify Admin REST resources, each merged on ``id`` and incremental on ``updated_at``.
 
-    ``start_date`` (ISO 8601) limits the first load to records updated since then.
+    ``start_date`` (ISO 8601) limits the first load to records updated since then; records of the
+    people on the ``suppression`` list are dropped.
     """
     # Keep the API's timestamp strings as they are; staging casts them and quarantines bad ones.
     dlt.current.source_schema().remove_type_detection("iso_timestamp")
@@ -97,7 +139,7 @@ def shopify_source(
             ),
             endpoint: str = endpoint,
         ) -> Iterator[list[Any]]:
-            yield from _pages(client, endpoint, updated_at)
+            yield from _pages(client, endpoint, updated_at, suppression)
 
         fetch.__doc__ = f"Shopify {endpoint}, merged on id, incremental on updated_at."
         resources.append(dlt.resource(fetch, name=endpoint, primary_key="id", write_disposition="merge"))

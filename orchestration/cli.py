@@ -132,6 +132,94 @@ def _backfill_ga4(args: argparse.Namespace) -> int:
     return 0 if report.success else 1
 
 
+def _forget(args: argparse.Namespace) -> int:
+    from orchestration.erasure import (
+        PersonNotFound,
+        WarehouseBusy,
+        customer_request,
+        email_request,
+        forget,
+        redact_request,
+    )
+
+    try:
+        if args.email:
+            request = email_request(args.email)
+        elif args.shopify_customer_id:
+            request = customer_request(args.shopify_customer_id)
+        else:
+            request = redact_request(Path(args.shopify_redact))
+    except ValueError as error:
+        print(f"shop360 forget: {error}", file=sys.stderr)
+        return 2
+    prepare_dagster_home()
+    try:
+        report = forget(
+            request,
+            dry_run=args.dry_run,
+            wait_seconds=args.wait,
+            compact=not args.no_compact,
+            on_progress=lambda step: print(f"… {step}", flush=True),
+        )
+    except (PersonNotFound, WarehouseBusy, FileNotFoundError) as error:
+        print(f"shop360 forget: {error}; nothing was changed", file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0 if report.succeeded else 1
+
+
+def _export_person(args: argparse.Namespace) -> int:
+    from orchestration.access import export_person
+    from orchestration.erasure import PersonNotFound, WarehouseBusy, email_request
+
+    try:
+        request = email_request(args.email)
+    except ValueError as error:
+        print(f"shop360 export-person: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = export_person(request, Path(args.output) if args.output else None, wait_seconds=args.wait)
+    except (PersonNotFound, WarehouseBusy, FileNotFoundError) as error:
+        print(f"shop360 export-person: {error}", file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0
+
+
+def _add_privacy_commands(commands: argparse._SubParsersAction) -> None:
+    forget = commands.add_parser(
+        "forget",
+        help="right to erasure: remove a person from every layer and keep them out of future loads",
+    )
+    subject = forget.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--email", action="append", help="an email of the person (repeatable)")
+    subject.add_argument(
+        "--shopify-customer-id", action="append", help="a Shopify customer id of the person (repeatable)"
+    )
+    subject.add_argument(
+        "--shopify-redact", metavar="FILE", help="a Shopify customers/redact webhook payload (JSON)"
+    )
+    forget.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+    forget.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="wait this long for running jobs to finish"
+    )
+    forget.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="skip rewriting the warehouse file (deleted rows then stay on disk until the next compaction)",
+    )
+    export = commands.add_parser(
+        "export-person", help="right of access: everything held about a person, as one JSON document"
+    )
+    export.add_argument("--email", action="append", required=True, help="an email of the person (repeatable)")
+    export.add_argument(
+        "--output", metavar="FILE", help="where to write it (default: data/exports/<request>.json)"
+    )
+    export.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="wait this long for a running job to finish"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop360", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     backfill.add_argument("--from", dest="first", required=True, help="first export day (YYYY-MM-DD)")
     backfill.add_argument("--to", dest="last", required=True, help="last export day (YYYY-MM-DD)")
+    _add_privacy_commands(commands)
     commands.add_parser("dbt-parse", help="build the dbt manifest (needed before loading the definitions)")
     commands.add_parser("prepare-dagster-home", help="write $DAGSTER_HOME/dagster.yaml")
 
@@ -181,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     elif args.command == "backfill-ga4":
         return _backfill_ga4(args)
+    elif args.command == "forget":
+        return _forget(args)
+    elif args.command == "export-person":
+        return _export_person(args)
     elif args.command == "dbt-parse":
         dbt_parse()
     elif args.command == "prepare-dagster-home":

@@ -31,6 +31,15 @@ ga4_backfill_job = dg.define_asset_job(
     "publish the BI snapshot again.",
 )
 
+erasure_rebuild_job = dg.define_asset_job(
+    name="erasure_rebuild",
+    selection=dg.AssetSelection.assets(dbt_models).downstream()
+    - dg.AssetSelection.checks(*ga4_partition_freshness),
+    description="After `shop360 forget` removed a person from the raw tables: rebuild and test every dbt "
+    "model and what is below it, so no model or aggregate counts them. Loads nothing; tagged with the "
+    "erasure request id only.",
+)
+
 quality_checks_job = dg.define_asset_job(
     name="quality_checks",
     selection=dg.AssetSelection.checks(*python_checks),
@@ -54,7 +63,7 @@ source_keys = [key for assets in raw_assets for key in assets.keys]
 defs = dg.Definitions(
     assets=[*raw_assets, dbt_models, bi_snapshot],
     asset_checks=[*python_checks, *ga4_partition_freshness],
-    jobs=[nightly_job, ga4_backfill_job, quality_checks_job],
+    jobs=[nightly_job, ga4_backfill_job, erasure_rebuild_job, quality_checks_job],
     schedules=[nightly_schedule],
     sensors=[
         dg.build_sensor_for_freshness_checks(

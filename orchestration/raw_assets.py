@@ -18,8 +18,16 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from ingestion import paths, pipelines, settings
-from ingestion.pipelines import SOURCES, configure_sources, describe_source, make_pipeline, make_source
+from ingestion.pipelines import (
+    SOURCES,
+    configure_sources,
+    current_suppression,
+    describe_source,
+    make_pipeline,
+    make_source,
+)
 from ingestion.secrets import redact_error
+from ingestion.suppression import Suppression
 from orchestration import retention
 from orchestration import settings as control
 from orchestration.constants import OWNER, WAREHOUSE_WRITER_POOL
@@ -98,11 +106,14 @@ def with_row_counts(
     rows_after: dict[str, int],
     load_ids: list[str],
     extra: dict[str, Any],
+    suppression: Suppression | None = None,
 ) -> dg.MaterializeResult:
-    """dlt's metadata plus the load ids, the table's row count, how many rows this run added, and
-    ``extra``."""
+    """dlt's metadata plus the load ids, the table's row count, how many rows this run added, how
+    many records of erased people it kept out (the suppression list), and ``extra``."""
     table = result.asset_key.path[-1]
     metadata = {**(result.metadata or {}), **extra}
+    if suppression is not None:
+        metadata["rows_suppressed"] = dg.MetadataValue.int(suppression.dropped.get(table, 0))
     # the value of _dlt_load_id on the rows of this run (and the key of dlt's load packages)
     metadata["load_ids"] = ", ".join(load_ids) or "none"
     rows = rows_after.get(table, 0)
@@ -159,11 +170,12 @@ def build_raw_assets(source_name: str) -> dg.AssetsDefinition:
         tables = [key.path[-1] for key in context.selected_asset_keys]
         dataset = settings.DATASETS[source_name]
         rows_before = table_rows(dataset, tables)
+        # the erased people's keyed hashes, read before dlt opens the warehouse for writing
+        suppression = current_suppression()
         # Built now, not at import: settings and the data directory are read when the run starts.
         pipeline = make_pipeline(source_name)
-        results = dlt.run(
-            context=context, dlt_source=make_source(source_name, **options), dlt_pipeline=pipeline
-        )
+        source = make_source(source_name, suppression=suppression, **options)
+        results = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
         rows_after = None
         try:
             for result in results:
@@ -171,7 +183,11 @@ def build_raw_assets(source_name: str) -> dg.AssetsDefinition:
                     expired = expire_ga4_days(context) if source_name == "ga4" else {}
                     rows_after = table_rows(dataset, tables)
                     load_ids = list(pipeline.last_trace.last_load_info.loads_ids)
-                yield with_row_counts(result, rows_before, rows_after, load_ids, expired)
+                    if suppression:
+                        context.log.info(
+                            f"suppression list ({suppression.entries} keyed hashes): {suppression.summary()}"
+                        )
+                yield with_row_counts(result, rows_before, rows_after, load_ids, expired, suppression)
         except Exception as error:
             # Dagster stores the error's message in its run storage: no secret may be in it
             redact_error(error)

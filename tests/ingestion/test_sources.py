@@ -185,3 +185,34 @@ def test_ga4_empty_export_file_loads_nothing_and_fails_nothing(world: Path, tmp_
         loaded = connection.execute("select count(*) from raw_ga4.events").fetchone()[0]
     with gzip.open(day, "rt") as handle:
         assert loaded == sum(1 for _ in handle) > 0
+
+
+def test_loads_keep_no_copies_of_records_outside_the_raw_tables(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data minimisation: dlt deletes the load package files it loaded and truncates the staging
+    dataset merges go through (pipelines.minimise_load_copies)."""
+    from ingestion.pipelines import make_pipeline
+
+    assert configure_sources() == "sandbox"  # the session world's fake APIs, before moving the data dir
+    monkeypatch.setenv("SHOP360_DATA_DIR", str(tmp_path))
+    make_pipeline("shopify").run(make_source("shopify"))
+    loaded_files = [
+        path
+        for path in (tmp_path / "dlt_pipelines").rglob("*")
+        if path.is_file() and "completed_jobs" in path.parts
+    ]
+    assert loaded_files == []
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
+        tables = connection.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('raw_shopify', 'raw_shopify_staging') "
+            "and not starts_with(table_name, '_dlt')"
+        ).fetchall()
+        rows = {
+            (schema, table): connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+            for schema, table in tables
+        }
+    staging = {key: count for key, count in rows.items() if key[0] == "raw_shopify_staging"}
+    assert staging and set(staging.values()) == {0}, staging
+    assert rows[("raw_shopify", "orders")] == len(read_jsonl(world / "world" / "shopify" / "orders.jsonl"))

@@ -80,3 +80,30 @@ def test_the_bi_snapshot_waits_for_every_mart_in_the_writers_pool() -> None:
     # the nightly job and a GA4 backfill both end by publishing it
     for job_name in ("nightly", "ga4_backfill"):
         assert snapshot.key in defs.resolve_job_def(job_name).asset_layer.selected_asset_keys
+
+
+def test_erasure_rebuild_job_builds_every_model_and_loads_nothing() -> None:
+    """`shop360 forget` rebuilds through this job: every dbt model and what is below it (the BI
+    snapshot, republished), with the checks on them, but no raw asset (the person's records are
+    already gone from raw)."""
+    from orchestration.dbt_assets import dbt_models
+
+    job = defs.resolve_job_def("erasure_rebuild")
+    selected = job.asset_layer.selected_asset_keys
+    assert set(dbt_models.keys) <= selected
+    assert not any(key.path[0].startswith("raw_") for key in selected)
+    # dbt's tests run inside dbt build; the Python checks on the marts are a step of their own
+    assert {node.name for node in job.graph.node_defs} == {"dbt_models", "mart_checks", "bi__snapshot"}
+    assert dg.AssetKey(["bi", "snapshot"]) in selected
+    checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+    assert {"reconciles_with_shopify", "unique_customer_360_customer_key"} <= checks
+    assert "primary_key_unique" not in checks
+
+
+def test_no_dbt_model_owns_the_erasure_tables() -> None:
+    """audit.erasure_log and audit.erasure_suppressions are Python's: a dbt model of the same name
+    would replace them on the next build."""
+    from orchestration.person import PYTHON_OWNED, dbt_relations
+
+    every, _ = dbt_relations()
+    assert not every & PYTHON_OWNED
