@@ -4,7 +4,10 @@ On top of dlt's stock retry (429, 5xx, timeouts, refused connections, exponentia
 - honours ``Retry-After`` given as decimal seconds (Shopify sends ``2.0``; dlt parses only integers
   and would fall back to its own backoff),
 - retries a connection dropped in the middle of a response body,
-- turns a rejected credential (401/403) into one clear error naming the setting, never the secret.
+- turns a rejected credential (401/403) into one clear error naming the setting, never the secret,
+- parses a JSON body once, with orjson: requests would parse it again on every ``.json()`` call, and
+  dlt's data selector, its JSON link paginator and a source reading ``included`` each call it (at
+  size M a third of the client's time was spent parsing pages three times).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from dlt.sources.helpers.requests import Session
 from dlt.sources.helpers.requests.retry import (
     DEFAULT_RETRY_EXCEPTIONS,
@@ -54,6 +58,18 @@ class _RetryingClient(Client):
         return session
 
 
+def _parse_json_once(response: Response) -> None:
+    """Make ``response.json()`` return the body parsed once (a body orjson cannot parse is left to
+    requests, so its error stays the one callers expect)."""
+    if "json" not in response.headers.get("content-type", ""):
+        return
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return
+    response.json = lambda **_: body  # type: ignore[method-assign]
+
+
 class ApiClient(RESTClient):
     """A REST client for one service; ``credential_setting`` names the config key of its secret."""
 
@@ -73,6 +89,7 @@ class ApiClient(RESTClient):
                 "check that it is current and has read access"
             )
         response.raise_for_status()
+        _parse_json_once(response)
 
     def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         kwargs.setdefault("hooks", {"response": [self._check_response]})
