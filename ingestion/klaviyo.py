@@ -25,6 +25,8 @@ from ingestion.pii import without
 from ingestion.quarantine import quarantined, split_quarantined
 from ingestion.suppression import EMAIL, KLAVIYO_PROFILE, SHOPIFY_ORDER, Suppression
 
+_FILE_FORMAT = settings.API_LOADER_FILE_FORMAT
+
 
 def _client(base_url: str, api_key: str, revision: str) -> ApiClient:
     return ApiClient(
@@ -105,7 +107,7 @@ def klaviyo_source(
     client = _client(base_url, api_key, revision)
     initial = parse_cursor({"start_date": start_date}, "start_date", "setting") if start_date else None
 
-    @dlt.resource(primary_key="id", write_disposition="merge")
+    @dlt.resource(primary_key="id", write_disposition="merge", file_format=_FILE_FORMAT)
     def profiles(
         updated_since: dlt.sources.incremental = _incremental("updated", initial),
     ) -> Iterator[list[Any]]:
@@ -126,7 +128,7 @@ def klaviyo_source(
                 rows.append(_with_cursor(row, "updated", "profiles"))
             yield from split_quarantined(rows)
 
-    @dlt.resource(primary_key="id", write_disposition="merge")
+    @dlt.resource(primary_key="id", write_disposition="merge", file_format=_FILE_FORMAT)
     def events(
         occurred_since: dlt.sources.incremental = _incremental("datetime", initial),
     ) -> Iterator[list[Any]]:
@@ -143,26 +145,28 @@ def klaviyo_source(
                 rows.append(_with_cursor(row, "datetime", "events"))
             yield from split_quarantined(rows)
 
-    @dlt.resource(primary_key="id", write_disposition="merge")
+    @dlt.resource(primary_key="id", write_disposition="merge", file_format=_FILE_FORMAT)
     def metrics() -> Iterator[list[dict[str, Any]]]:
         """Klaviyo metrics (event types)."""
         for page in client.paginate("/metrics", data_selector="data"):
             yield [_flatten(resource) for resource in page]
 
-    @dlt.resource(primary_key="id", write_disposition="merge")
+    @dlt.resource(primary_key="id", write_disposition="merge", file_format=_FILE_FORMAT)
     def campaigns() -> Iterator[list[dict[str, Any]]]:
         """Klaviyo email campaigns."""
         params = {"filter": "equals(messages.channel,'email')"}
         for page in client.paginate("/campaigns", params=params, data_selector="data"):
             yield [_flatten(resource) for resource in page]
 
-    @dlt.resource(primary_key="id", write_disposition="merge")
+    @dlt.resource(primary_key="id", write_disposition="merge", file_format=_FILE_FORMAT)
     def lists() -> Iterator[list[dict[str, Any]]]:
         """Klaviyo lists."""
         for page in client.paginate("/lists", data_selector="data"):
             yield [_flatten(resource) for resource in page]
 
-    @dlt.resource(primary_key=("list_id", "profile_id"), write_disposition="replace")
+    @dlt.resource(
+        primary_key=("list_id", "profile_id"), write_disposition="replace", file_format=_FILE_FORMAT
+    )
     def list_memberships() -> Iterator[list[dict[str, Any]]]:
         """Which profile is on which list, replaced on every run (leavers are not reported)."""
         for page in client.paginate("/lists", data_selector="data"):

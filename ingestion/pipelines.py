@@ -226,11 +226,15 @@ def warehouse_destination(name: str, database: str | os.PathLike[str] | None = N
 # (raw_*_staging) that merges go through. Data minimisation: delete and truncate them after each
 # load. A shop can still switch either off in dlt config (e.g. to debug a load).
 MINIMISED_LOAD_SETTINGS = {"load.delete_completed_jobs": True, "load.truncate_staging_dataset": True}
+# dlt gzips the files it hands from extract to normalize to load; they live for one run on local disk
+# and are deleted after the load, so compressing them only costs CPU (a tenth of the API sources' time).
+FAST_LOAD_SETTINGS = {"data_writer.disable_compression": True}
 
 
 def minimise_load_copies() -> None:
-    """Make dlt delete completed load jobs and truncate staging datasets, unless configured otherwise."""
-    for key, value in MINIMISED_LOAD_SETTINGS.items():
+    """Make dlt delete completed load jobs and truncate staging datasets, and not gzip its
+    intermediate files, unless configured otherwise."""
+    for key, value in {**MINIMISED_LOAD_SETTINGS, **FAST_LOAD_SETTINGS}.items():
         if dlt.config.get(key) is None:
             dlt.config[key] = value
 

@@ -29,10 +29,16 @@ KLAVIYO_LOCATION_DROP = ("address1", "address2", "zip", "ip", "latitude", "longi
 # million events a day: with insertion order preserved, DuckDB keeps such an insert uncompressed until
 # the connection closes and only then compresses it (about 2 s per million events, for the staging
 # table and again for the merge); without it, the insert writes compressed row groups as it goes.
-# Raw tables have no order. The memory limit keeps the loader's peak memory bounded.
-DUCKDB_LOAD_SETTINGS = {
-    "ga4": {
-        "local_config": {"preserve_insertion_order": False},
-        "global_config": {"memory_limit": "1GB"},
-    },
+# Raw tables have no order. The memory limit keeps the loader's peak memory bounded (DuckDB would
+# otherwise take up to 80% of the machine's memory for a merge).
+_BOUNDED_LOAD = {
+    "local_config": {"preserve_insertion_order": False},
+    "global_config": {"memory_limit": "1GB"},
 }
+DUCKDB_LOAD_SETTINGS = {"shopify": _BOUNDED_LOAD, "klaviyo": _BOUNDED_LOAD, "ga4": _BOUNDED_LOAD}
+
+# The file format dlt's normalizer writes for the API sources' tables. DuckDB's default is SQL INSERT
+# statements, which dlt renders value by value in Python and DuckDB parses and runs row by row; Parquet
+# is written by pyarrow and bulk-loaded by DuckDB. The tables, columns and types are the same (at size M:
+# Klaviyo events normalize 3.5x and load 7x faster).
+API_LOADER_FILE_FORMAT = "parquet"

@@ -142,5 +142,13 @@ def shopify_source(
             yield from _pages(client, endpoint, updated_at, suppression)
 
         fetch.__doc__ = f"Shopify {endpoint}, merged on id, incremental on updated_at."
-        resources.append(dlt.resource(fetch, name=endpoint, primary_key="id", write_disposition="merge"))
+        resources.append(
+            dlt.resource(
+                fetch,
+                name=endpoint,
+                primary_key="id",
+                write_disposition="merge",
+                file_format=settings.API_LOADER_FILE_FORMAT,
+            )
+        )
     return resources
