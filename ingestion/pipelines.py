@@ -19,7 +19,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.extract.source import DltSource
 
-from ingestion import paths, settings
+from ingestion import paths, settings, warehouse
 from ingestion.ga4 import ga4_source
 from ingestion.klaviyo import klaviyo_source
 from ingestion.pii import HASH_KEY_SETTING
@@ -212,11 +212,14 @@ def describe_source(name: str) -> DltSource:
 
 
 def warehouse_destination(name: str, database: str | os.PathLike[str] | None = None) -> Destination:
-    """The warehouse (or ``database``) as dlt's DuckDB destination, with source ``name``'s load settings."""
+    """The warehouse (or ``database``) as dlt's DuckDB destination, with shop360's resource limits
+    (ingestion/warehouse.py) and source ``name``'s load settings."""
+    load_settings = settings.DUCKDB_LOAD_SETTINGS.get(name, {})
     return dlt.destinations.duckdb(
         credentials={
             "database": str(database or paths.warehouse_path()),
-            **settings.DUCKDB_LOAD_SETTINGS.get(name, {}),
+            **load_settings,
+            "global_config": {**warehouse.resource_limits(), **load_settings.get("global_config", {})},
         }
     )
 

@@ -24,10 +24,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
 from ingestion import paths
+from ingestion import warehouse as warehouse_db
 from ingestion.pii import keyed_hash, normalise_email, normalise_phone
 
 SCHEMA = "audit"
@@ -147,7 +147,7 @@ def load_suppression(key: str = "", warehouse: Path | None = None) -> Suppressio
     suppression = Suppression(key=key)
     if not warehouse.exists():
         return suppression
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with warehouse_db.connect(warehouse, read_only=True) as connection:
         exists = connection.execute(
             "select count(*) > 0 from duckdb_tables() where schema_name = ? and table_name = ?",
             [SCHEMA, TABLE],

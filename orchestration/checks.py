@@ -13,6 +13,7 @@ import dagster as dg
 import duckdb
 
 from ingestion import paths, settings
+from ingestion import warehouse as warehouse_db
 from ingestion.pipelines import describe_source
 from orchestration import settings as control
 from orchestration.constants import WAREHOUSE_WRITER_POOL
@@ -58,7 +59,7 @@ def raw_tables(source: str) -> list[RawTable]:
 @contextlib.contextmanager
 def warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse, read-only. Checks run in the writers' pool, so no writer holds the file."""
-    with duckdb.connect(str(paths.warehouse_path()), read_only=True) as connection:
+    with warehouse_db.connect(paths.warehouse_path(), read_only=True) as connection:
         yield connection
 
 

@@ -16,3 +16,6 @@ DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 WAREHOUSE_WRITER_POOL = "duckdb_writer"
 
 OWNER = "team:data-engineering"
+
+# The job `shop360 forget` launches to rebuild every dbt model without the erased person
+ERASURE_REBUILD_JOB = "erasure_rebuild"

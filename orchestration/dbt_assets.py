@@ -12,7 +12,13 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from ingestion import paths, pipelines
-from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR, OWNER, WAREHOUSE_WRITER_POOL
+from ingestion import warehouse as warehouse_db
+from orchestration.constants import (
+    DBT_EXECUTABLE,
+    DBT_PROJECT_DIR,
+    OWNER,
+    WAREHOUSE_WRITER_POOL,
+)
 from orchestration.dbt_functions import HASH_KEY_ENV
 from orchestration.nightly import table_exists
 
@@ -101,7 +107,7 @@ def with_table_metadata(context: dg.AssetExecutionContext, events: list[Any]) ->
     if not warehouse.exists():
         yield from events
         return
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with warehouse_db.connect(warehouse, read_only=True) as connection:
         for event in events:
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
@@ -120,6 +126,8 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     os.environ["SHOP360_DATA_DIR"] = str(paths.data_dir())
     # the secret of dbt's keyed_hash() function (orchestration/dbt_functions.py)
     os.environ[HASH_KEY_ENV] = pipelines.hash_key()
+    # DuckDB's memory limit, threads and temp directory, as every other connection has them
+    os.environ.update(warehouse_db.dbt_environment())
     args = ["build"]
     # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of) is that day
     if as_of := pipelines.sandbox_as_of():

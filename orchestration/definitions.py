@@ -9,6 +9,7 @@ from orchestration import settings as control
 from orchestration.alerts import build_freshness_alert, check_failure_alert, run_failure_alert
 from orchestration.bi_assets import bi_snapshot
 from orchestration.checks import ga4_partition_freshness, python_checks
+from orchestration.constants import ERASURE_REBUILD_JOB
 from orchestration.dbt_assets import dbt_models, dbt_resource
 from orchestration.partitions import nightly_run_tags
 from orchestration.raw_assets import GA4_EVENTS, raw_assets
@@ -32,7 +33,7 @@ ga4_backfill_job = dg.define_asset_job(
 )
 
 erasure_rebuild_job = dg.define_asset_job(
-    name="erasure_rebuild",
+    name=ERASURE_REBUILD_JOB,
     selection=dg.AssetSelection.assets(dbt_models).downstream()
     - dg.AssetSelection.checks(*ga4_partition_freshness),
     description="After `shop360 forget` removed a person from the raw tables: rebuild and test every dbt "

@@ -40,10 +40,12 @@ from dlt.common.versioned_state import compress_state, decompress_state, generat
 from dlt.extract.utils import digest_dedup_value
 
 from ingestion import paths
+from ingestion import warehouse as warehouse_db
 from ingestion.pipelines import hash_key
 from ingestion.suppression import CREATE_TABLE as CREATE_SUPPRESSIONS
 from ingestion.suppression import QUALIFIED_TABLE as SUPPRESSIONS
 from orchestration.bi_assets import BI_SNAPSHOT
+from orchestration.constants import ERASURE_REBUILD_JOB
 from orchestration.nightly import NightlyReport
 from orchestration.person import (
     CUSTOMER_KEY,
@@ -84,7 +86,7 @@ create table if not exists {ERASURE_LOG} (
     status varchar not null
 )
 """
-REBUILD_JOB = "erasure_rebuild"
+REBUILD_JOB = ERASURE_REBUILD_JOB
 REQUEST_TAG = "shop360/erasure_request"
 # Dagster runs in these states may be loading or building: an erasure waits for them
 BUSY_RUN_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -162,7 +164,7 @@ def open_warehouse(read_only: bool = False, wait_seconds: float = 0) -> Iterator
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            connection = duckdb.connect(str(warehouse), read_only=read_only)
+            connection = warehouse_db.connect(warehouse, read_only=read_only)
             break
         except duckdb.IOException as error:
             if not _is_lock_error(error):

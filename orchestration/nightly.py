@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 
 from ingestion import paths
+from ingestion import warehouse as warehouse_db
 from orchestration.publish import PARQUET_LINK, SNAPSHOT_FILE
 
 SCHEMAS = ("raw_shopify", "raw_klaviyo", "raw_ga4", "staging", "intermediate", "marts", "audit")
@@ -96,7 +97,7 @@ def rows_per_schema(warehouse: Path) -> dict[str, int]:
 
     Opened read-only, so it never takes the writer's lock.
     """
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with warehouse_db.connect(warehouse, read_only=True) as connection:
         tables = connection.execute(
             "select schema_name, table_name from duckdb_tables() where not internal "
             "union all select schema_name, view_name from duckdb_views() where not internal"
@@ -126,7 +127,7 @@ def _count(connection: duckdb.DuckDBPyConnection, schema: str, table: str, where
 
 def read_outcomes(report: NightlyReport) -> None:
     """Fill in what the run left in the warehouse: quarantine, people, key changes, cut identifiers."""
-    with duckdb.connect(str(report.warehouse), read_only=True) as connection:
+    with warehouse_db.connect(report.warehouse, read_only=True) as connection:
         report.quarantined = _count(connection, "audit", "quarantined_records")
         report.people = _count(connection, "marts", "customer_360")
         report.identifiers_cut = _count(connection, "intermediate", "int_identity__cut_identifiers")

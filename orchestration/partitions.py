@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import dagster as dg
-import duckdb
 
 from ingestion import paths, settings
+from ingestion import warehouse as warehouse_db
 from ingestion.ga4 import export_days
 from ingestion.pipelines import ga4_bucket_url
 from orchestration.nightly import table_exists
@@ -31,7 +31,7 @@ def loaded_days() -> set[str]:
     warehouse = paths.warehouse_path()
     if not warehouse.exists():
         return set()
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with warehouse_db.connect(warehouse, read_only=True) as connection:
         if not table_exists(connection, "raw_ga4", "events"):
             return set()
         rows = connection.execute(

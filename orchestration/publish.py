@@ -39,6 +39,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion import warehouse as warehouse_db
 from ingestion.pii import register_keyed_hash
 
 SNAPSHOT_FILE = "shop360.duckdb"
@@ -426,7 +427,7 @@ def write_files(
     warehouse: Path, temporary: Path, marts: list[Mart], hash_key: str, snapshot: Snapshot
 ) -> None:
     """The new DuckDB file (closed, checkpointed, without WAL, on disk) and its Parquet folder."""
-    with duckdb.connect(str(temporary)) as connection:
+    with warehouse_db.connect(temporary) as connection:
         register_keyed_hash(connection, hash_key)
         connection.execute(f"attach {_literal(str(warehouse))} as warehouse (read_only)")
         copy_marts(connection, marts, snapshot)

@@ -13,11 +13,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from ingestion import paths, pipelines, settings
+from ingestion import warehouse as warehouse_db
 from ingestion.pipelines import (
     SOURCES,
     configure_sources,
@@ -86,7 +86,7 @@ def table_rows(dataset: str, tables: list[str]) -> dict[str, int]:
     warehouse = paths.warehouse_path()
     if not warehouse.exists():
         return {}
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with warehouse_db.connect(warehouse, read_only=True) as connection:
         existing = {
             name
             for (name,) in connection.execute(
@@ -139,7 +139,7 @@ def expire_ga4_days(context: dg.AssetExecutionContext) -> dict[str, Any]:
     """Delete GA4 events older than the retention period (what the run just loaded included);
     the metadata saying how many and from which day."""
     cutoff = retention.retention_cutoff()
-    with duckdb.connect(str(paths.warehouse_path())) as connection:
+    with warehouse_db.connect(paths.warehouse_path()) as connection:
         expired = retention.expire_ga4_events(connection, cutoff)
     context.log.info(f"GA4 retention: {expired} events of export days before {cutoff} deleted")
     return {"retained_from": cutoff.isoformat(), "rows_expired": dg.MetadataValue.int(expired)}

@@ -1,3 +1,6 @@
+{{ config(materialized='table') }}
+-- A table, not a view: every model reading GA4 events (sessions, identity) would otherwise repeat
+-- the distinct over every event loaded (decision 26).
 -- One row per GA4 event, exact duplicates removed, the parameters marts use unnested.
 with
 
