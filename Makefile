@@ -37,10 +37,11 @@ ui: manifest
 	$(BIN)/shop360 prepare-dagster-home
 	$(BIN)/dagster dev -w workspace.yaml
 
-# GA4 ingestion of 1,000,000 events: shop360's dlt source against DuckDB's read_json (a report, not a test).
-# Extra options: make bench BENCH_ARGS="--repeat 3" (see python -m orchestration.bench --help).
-bench: install
-	$(BIN)/python -m orchestration.bench $(BENCH_ARGS)
+# Full and incremental nightly runs timed per stage (S three times for medians, then M once) beside DuckDB's
+# read_json of the same files: a report, not a test. E.g. make bench BENCH_ARGS="--size S" (shop360 bench --help).
+BENCH_ARGS ?= --size S:3 --size M:1
+bench: manifest
+	$(BIN)/shop360 bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

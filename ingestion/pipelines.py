@@ -50,6 +50,10 @@ class _ExpectedUntypedColumns(logging.Filter):
 
 logging.getLogger("dlt").addFilter(_ExpectedUntypedColumns())
 
+# The URL of sandbox APIs served by another process (`shop360 sandbox serve`; the benchmark): used
+# instead of starting them in this one, so they do not share its interpreter.
+SANDBOX_URL_ENV = "SHOP360_SANDBOX_URL"
+
 _sandbox_lock = threading.Lock()
 _sandbox_server = None  # the fake APIs, started at most once per process
 _sandbox_settings: dict[str, str] = {}  # the env vars pointing the sources at them
@@ -147,7 +151,10 @@ def _start_sandbox() -> None:
             )
         tokens = json.loads((world / "world" / "meta.json").read_text())["api_tokens"]
         register_secret(*tokens.values())
-        server = SandboxServer(world).start()
+        if external := os.environ.get(SANDBOX_URL_ENV):
+            server = _ExternalSandbox(external.rstrip("/"))
+        else:
+            server = SandboxServer(world).start()
         _sandbox_settings.update(
             {
                 "SOURCES__SHOPIFY__SHOP_URL": server.base_url,
@@ -159,6 +166,17 @@ def _start_sandbox() -> None:
         )
         os.environ.update(_sandbox_settings)
         _sandbox_server = server
+
+
+class _ExternalSandbox:
+    """Sandbox APIs another process serves (``SHOP360_SANDBOX_URL``): nothing to start or stop."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.klaviyo_base_url = f"{base_url}/api"
+
+    def stop(self) -> None:
+        pass
 
 
 def stop_sandbox() -> None:

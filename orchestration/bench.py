@@ -1,36 +1,28 @@
-"""GA4 ingestion benchmark: shop360's dlt GA4 source against DuckDB's own ``read_json`` on one file.
+"""The nightly benchmark (``shop360 bench``, ``make bench``): a full and an incremental nightly run
+through Dagster on a sandbox world of a fixed size, timed per stage, beside DuckDB's own
+``read_json`` of the same data. A report, not a test: it asserts nothing about speed.
 
-The target (from the issue): ingesting one GA4 export file of 1,000,000 events takes at most twice
-as long as DuckDB's ``read_json`` of the same file in the same run, with a peak memory under 1.5 GB.
-``make bench`` (``python -m orchestration.bench``) prints both figures; it is a report, not a test.
+Per run of a size (``--size S:3`` runs it three times and reports medians):
 
-1. Outside the timing, one gzip NDJSON export file ``<workdir>/ga4/events_20260101.json.gz`` with
-   exactly N events is built from a small sandbox world (``seed_customers(N)`` customers, 30 days):
-   its GA4 lines are cycled, every copy with its own ``user_pseudo_id`` / ``ga_session_id`` suffix
-   (so copies are distinct sessions) and ``event_date`` 20260101. The file is reused while it
-   holds N lines.
-2. Each measurement runs in a fresh child process (``--measure``), so its peak RSS is its own: the
-   parent reaps the child with ``os.wait4`` and reads that child's ``ru_maxrss`` (the largest of the
-   child and anything it spawned and reaped; not the sum of processes running at once).
-   * ``reference``: DuckDB ``create table t as select * from read_json(<file>)`` into a scratch file;
-   * ``shop360``: ``dlt.pipeline(...).run(ga4_source(bucket_url=<folder>))`` into a scratch DuckDB
-     file (dataset ``raw_ga4``): the source and the destination settings the nightly job runs
-     (``ingestion.pipelines.warehouse_destination("ga4", …)``), with a fresh pipeline directory.
-   Wall and CPU seconds cover the work only (open → load → close), not interpreter start-up or
-   imports; both scratch databases must hold exactly N rows afterwards, or the benchmark fails.
-   With ``--repeat K`` the two alternate K times and the report gives medians (and every run).
-3. The report (a table on stdout, the same as JSON in ``--json``, default ``<workdir>/bench_ga4.json``)
-   gives wall and CPU seconds, rows, rows/s and peak RSS per measurement, dlt's own per-step times
-   (extract/normalize/load), the ratio shop360/reference, whether the targets are met, the CPU
-   count, the load average and the dlt/duckdb/pyarrow versions. The exit code is 0 when the
-   measurements ran, targets met or not, and 1 when one failed.
+1. Outside the timing: the world of the size (seed 42, as of 2026-06-01) and the same world advanced
+   by one day are generated once and cached pristine under ``<workdir>/worlds/``; the run copies the
+   first into a fresh data directory (``<workdir>/runs/<size>/``), so runs are independent.
+2. Reference figures: DuckDB's ``read_json`` of the world's GA4 export files, and of its Shopify and
+   Klaviyo NDJSON dumps (``world/*/*.jsonl``), each into a table of a scratch file, with the DuckDB
+   settings the pipeline loads that source with.
+3. The sandbox APIs are served by their own process (``python -m ingestion.sandbox.server``) with the
+   rate limits raised, so the figures are shop360's and not the fake's throttle; the nightly run uses
+   them through ``SHOP360_SANDBOX_URL``.
+4. The full nightly: ``shop360 run`` in a child process (the command a person runs), while the
+   /proc RSS of its whole process tree (dbt included) is sampled for the peak memory.
+5. The world is swapped for the advanced one (``sandbox advance --days 1``), the API process restarted
+   on it, and the incremental nightly timed the same way.
 
-The ratio is only as good as the machine is quiet: other work during a run slows whichever
-measurement it hits, so the table shows the load average, and the CPU-time ratio beside the wall
-ratio. Knobs for trying changes without editing the source: ``--dlt-config KEY=VALUE`` (dlt's
-environment variable names, e.g. ``DATA_WRITER__ROW_GROUP_SIZE=122880``), ``--loader-file-format``,
-``--source module:function`` (a candidate GA4 source), and ``--profile`` (cProfile on the first
-shop360 run, timings inflated; hot spots in ``<workdir>/profile_shop360.txt``).
+Per stage, from the run's Dagster event log (step start to success): each source's raw step, with
+dlt's own extract/normalize/load times and rows from the pipeline's last trace; the raw checks;
+``dbt build`` (rows: the rows of the models it built, from their row count metadata); the mart checks;
+the BI publish. The report goes to stdout as a table and to a JSON file (every run, the medians,
+the world's ground truth counts, the machine and the git commit) that later runs can be compared with.
 """
 
 from __future__ import annotations
@@ -38,294 +30,604 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import gzip
-import importlib
 import json
 import os
 import platform
-import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
-import zlib
 from importlib import metadata
 from pathlib import Path
 
-from ingestion import paths
+from ingestion import paths, settings
 
-DEFAULT_EVENTS = 1_000_000
-EXPORT_DATE = "20260101"
-EXPORT_NAME = f"events_{EXPORT_DATE}.json.gz"
-RATIO_TARGET = 2.0
-PEAK_RSS_TARGET_MB = 1536  # 1.5 GB, in MiB like ru_maxrss
-# The world the export file is cycled from: about 22 GA4 events per customer over its 30 days, and
-# seed_customers() customers, so 1,000,000 events repeat a 65,000-event world (2 s to draw) 16 times.
-SEED_WORLD = {"seed": 42, "days": 30, "as_of": dt.date(2026, 1, 1)}
-SEED_CUSTOMERS = (100, 3000)  # at least, at most
-MEASUREMENTS = ("reference", "shop360")
-PIPELINE_NAME = "shop360_ga4"  # as in the nightly job (ingestion.pipelines.make_pipeline)
-DATASET = "raw_ga4"
-DEFAULT_SOURCE = "ingestion.ga4:ga4_source"
-_COPY_MARK = "@@shop360-bench-copy@@"
-_WRITE_BATCH = 20_000  # lines per gzip write
-GZIP_LEVEL = 4  # as the sandbox writes its GA4 files
+SEED = 42
+AS_OF = dt.date(2026, 6, 1)
+# customers, days: XS is the test suite's world size (every planted case), for the smoke test
+SIZES = {"XS": (400, 60), "S": (10_000, 90), "M": (100_000, 365)}
+SOURCES = ("shopify", "klaviyo", "ga4")
+# The sandbox's rate limits, raised far beyond what one client sends: the bench measures shop360.
+RAISED_LIMITS = {
+    "--shopify-bucket-size": "1000000",
+    "--shopify-leak-per-second": "1000000",
+    "--klaviyo-burst-per-second": "1000000",
+    "--klaviyo-steady-per-minute": "100000000",
+}
+# DuckDB memory limit of a reference read whose source sets none (DuckDB would take 80% of RAM)
+REFERENCE_MEMORY_LIMIT = "4GB"
+RSS_SAMPLE_SECONDS = 0.2
+SLOWEST_MODELS = 5
+SERVER_START_TIMEOUT = 900  # an M world takes a while to load into the API process
+TABLE_HEADER = ("stage", "full s", "rows", "rows/s", "incr. s", "rows", "rows/s")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 class BenchError(RuntimeError):
-    """The benchmark could not measure (a failed child, a wrong row count, a bad argument)."""
+    """The benchmark could not measure (a failed run, a server that did not start, a bad argument)."""
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
-# The export file
+# Worlds
 # ------------------------------------------------------------------------------------------------
 
 
-def count_lines(path: Path) -> int | None:
-    """Lines in a gzip file, or None if it is missing or not a complete gzip file."""
-    if not path.exists():
-        return None
-    lines = 0
-    try:
-        with gzip.open(path, "rb") as handle:
-            while chunk := handle.read(1 << 24):
-                lines += chunk.count(b"\n")
-    except (OSError, EOFError, zlib.error):
-        return None
-    return lines
+def world_params(size: str) -> dict:
+    customers, days = SIZES[size]
+    return {"seed": SEED, "customers": customers, "days": days, "as_of": AS_OF}
 
 
-def _template(line: str) -> list[str]:
-    """One event line cut where a copy's suffix goes (after ``user_pseudo_id`` and ``ga_session_id``)."""
-    if _COPY_MARK in line:
-        raise BenchError(f"a GA4 line already holds the copy mark {_COPY_MARK!r}")
-    record = json.loads(line)
-    record["event_date"] = EXPORT_DATE
-    if isinstance(record.get("user_pseudo_id"), str):
-        record["user_pseudo_id"] += _COPY_MARK
-    session_ids = []
-    for param in record.get("event_params") or []:
-        value = param.get("value") or {}
-        if param.get("key") == "ga_session_id" and isinstance(value.get("int_value"), int):
-            session_ids.append(str(value["int_value"]))
-            value["int_value"] = f"{value['int_value']}{_COPY_MARK}"
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    for session_id in session_ids:  # the marked number went out as a JSON string: unquote it
-        text = text.replace(f'"{session_id}{_COPY_MARK}"', f"{session_id}{_COPY_MARK}")
-    return text.split(_COPY_MARK)
+def _is_world(root: Path, params: dict, as_of: dt.date) -> bool:
+    """Whether ``root`` holds a complete world drawn with ``params`` by this generator, ending ``as_of``."""
+    from ingestion.sandbox.world import GENERATOR_VERSION
+
+    meta_file, summary = root / "world" / "meta.json", root / "truth" / "summary.json"
+    if not meta_file.exists() or not summary.exists():
+        return False
+    meta = json.loads(meta_file.read_text())
+    expected = {**params, "as_of": as_of.isoformat(), "generator_version": GENERATOR_VERSION}
+    return all(meta.get(key) == value for key, value in expected.items())
 
 
-def seed_customers(events: int) -> int:
-    """Customers of the seed world for a file of ``events`` events: fewer repeats, but a small world."""
-    low, high = SEED_CUSTOMERS
-    return min(high, max(low, events // 300))
+def cached_worlds(workdir: Path, size: str) -> tuple[Path, Path]:
+    """The pristine world of ``size`` and the same world advanced by one day (generated when missing)."""
+    from ingestion.sandbox.world import GENERATOR_VERSION, advance_world, generate_world
+
+    params = world_params(size)
+    folder = workdir / "worlds" / f"{size}-seed{SEED}-{AS_OF:%Y%m%d}-v{GENERATOR_VERSION}"
+    base, advanced = folder / "base", folder / "advanced"
+    if not _is_world(base, params, AS_OF):
+        _log(f"generating the {size} world ({params['customers']:,} customers × {params['days']} days) …")
+        shutil.rmtree(base, ignore_errors=True)
+        generate_world(base, **params)
+    if not _is_world(advanced, params, AS_OF + dt.timedelta(days=1)):
+        _log(f"advancing a copy of the {size} world by one day …")
+        shutil.rmtree(advanced, ignore_errors=True)
+        partial = folder / "advanced.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(base, partial)
+        advance_world(partial, 1)
+        partial.rename(advanced)
+    return base, advanced
 
 
-def _seed_lines(world_root: Path, customers: int) -> list[list[str]]:
-    """The templates of every GA4 line of a freshly drawn small world, in file order."""
-    from ingestion.sandbox.world import generate_world
+def world_stats(root: Path) -> dict:
+    """The ground truth counts of a world (``truth/summary.json``)."""
+    summary = json.loads((root / "truth" / "summary.json").read_text())
+    shopify, klaviyo = summary["shopify"], summary["klaviyo"]
+    return {
+        "as_of": summary["world"]["as_of"],
+        "shopify_customers": shopify["customers"]["records"],
+        "shopify_orders": shopify["orders"]["records"],
+        "shopify_checkouts": shopify["checkouts"]["records"],
+        "shopify_products": shopify["products"]["records"],
+        "klaviyo_profiles": klaviyo["profiles"],
+        "klaviyo_events": klaviyo["events"],
+        "ga4_events": summary["ga4"]["events"],
+        "ga4_files": summary["ga4"]["files"],
+    }
 
-    generate_world(world_root, customers=customers, **SEED_WORLD)
-    templates = []
-    for day_file in sorted((world_root / "ga4").glob("events_*.json.gz")):
-        with gzip.open(day_file, "rt", encoding="utf-8") as handle:
-            templates.extend(_template(line) for line in handle if line.strip())
-    if not templates:
-        raise BenchError(f"the seed world in {world_root} has no GA4 events")
-    return templates
 
-
-def build_export(workdir: Path, events: int) -> tuple[Path, bool]:
-    """``<workdir>/ga4/events_20260101.json.gz`` with exactly ``events`` lines; (path, built now?)."""
-    target = workdir / "ga4" / EXPORT_NAME
-    if count_lines(target) == events:
-        return target, False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    world_root = workdir / "seed_world"
-    templates = _seed_lines(world_root, seed_customers(events))
-    copies = -(-events // len(templates))
-    width = len(str(copies - 1))
-    partial = target.with_name(target.name + ".part")  # outside the source's glob while it is written
-    with (
-        open(partial, "wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as zipped,
-    ):
-        batch: list[str] = []
-        for index in range(events):
-            copy, position = divmod(index, len(templates))
-            batch.append(f"{copy:0{width}d}".join(templates[position]))
-            if len(batch) == _WRITE_BATCH:
-                zipped.write(("\n".join(batch) + "\n").encode("utf-8"))
-                batch.clear()
-        if batch:
-            zipped.write(("\n".join(batch) + "\n").encode("utf-8"))
-    os.replace(partial, target)
-    shutil.rmtree(world_root, ignore_errors=True)
-    return target, True
+def _replace_sandbox(pristine: Path, run_dir: Path) -> None:
+    target = run_dir / "sandbox"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(pristine, target)
 
 
 # ------------------------------------------------------------------------------------------------
-# The measurements (each runs in a child process: `python -m orchestration.bench --measure ...`)
+# Reference: DuckDB's own read_json of the same data
 # ------------------------------------------------------------------------------------------------
 
 
-def _count_rows(database: Path, table: str) -> int:
+def _duckdb_config(source: str) -> dict:
+    """The DuckDB settings the pipeline loads ``source`` with (a memory limit always)."""
+    load = settings.DUCKDB_LOAD_SETTINGS.get(source, {})
+    config = {**load.get("global_config", {}), **load.get("local_config", {})}
+    config.setdefault("memory_limit", REFERENCE_MEMORY_LIMIT)
+    return config
+
+
+def _read_json(files: list[Path], source: str, scratch: Path) -> dict:
+    """Time ``create table as select * from read_json(files)`` into a scratch DuckDB file."""
     import duckdb
 
-    with duckdb.connect(str(database), read_only=True) as connection:
-        return connection.execute(f"select count(*) from {table}").fetchone()[0]
-
-
-def _cpu_seconds() -> float:
-    """CPU time (user + system, all threads) this process has used so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _measure_reference(export: Path, scratch: Path) -> dict:
-    """DuckDB's own NDJSON reader: the whole file into one table of a scratch database."""
-    import duckdb
-
-    database = scratch / "reference.duckdb"
-    quoted = str(export).replace("'", "''")
-    cpu, started = _cpu_seconds(), time.perf_counter()
-    connection = duckdb.connect(str(database))
-    connection.execute(f"create table t as select * from read_json('{quoted}', format='newline_delimited')")
-    connection.close()
-    wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
-    return {"wall_s": wall, "cpu_s": cpu, "rows": _count_rows(database, "t"), "steps": {}}
-
-
-def _load_source(spec: str) -> object:
-    """The source factory named ``module:function``."""
-    module_name, _, function_name = spec.partition(":")
-    if not function_name:
-        raise BenchError(f"--source must look like module:function, got {spec!r}")
-    return getattr(importlib.import_module(module_name), function_name)
-
-
-def _measure_shop360(
-    export: Path, scratch: Path, loader_file_format: str | None, profile: Path | None, source: str
-) -> dict:
-    """The nightly job's GA4 source, through a dlt pipeline into a scratch DuckDB file."""
-    import dlt
-
-    from ingestion.pipelines import warehouse_destination
-
-    ga4_source = _load_source(source)
-
-    database = scratch / "shop360.duckdb"
-    pipeline = dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=warehouse_destination("ga4", database),  # the nightly job's load settings
-        dataset_name=DATASET,
-        pipelines_dir=str(scratch / "dlt_pipelines"),
-    )
-    run_options = {"loader_file_format": loader_file_format} if loader_file_format else {}
-    profiler = None
-    if profile is not None:
-        import cProfile
-
-        profiler = cProfile.Profile()
-    cpu, started = _cpu_seconds(), time.perf_counter()
-    if profiler is not None:
-        profiler.enable()
-    pipeline.run(ga4_source(bucket_url=str(export.parent)), **run_options)
-    if profiler is not None:
-        profiler.disable()
-    wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
-    if profiler is not None:
-        _write_profile(profiler, profile)
-    steps = {}
-    for step in pipeline.last_trace.steps:
-        if step.started_at and step.finished_at and step.step != "run":
-            steps[step.step] = (step.finished_at - step.started_at).total_seconds()
-    rows = _count_rows(database, f"{DATASET}.events")
-    return {"wall_s": wall, "cpu_s": cpu, "rows": rows, "steps": steps}
-
-
-def _write_profile(profiler: object, path: Path) -> None:
-    """cProfile's raw stats (``.prof``) and the top functions by cumulative and own time (``.txt``)."""
-    import io
-    import pstats
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profiler.dump_stats(str(path.with_suffix(".prof")))
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(40)
-    stats.sort_stats("tottime").print_stats(30)
-    path.with_suffix(".txt").write_text(text.getvalue())
-
-
-def _child(args: argparse.Namespace) -> int:
-    scratch = Path(args.scratch)
-    export = Path(args.file)
-    if args.measure == "reference":
-        result = _measure_reference(export, scratch)
-    else:
-        profile = Path(args.profile_to) if args.profile_to else None
-        result = _measure_shop360(export, scratch, args.loader_file_format, profile, args.source)
-    Path(args.result).write_text(json.dumps(result))
-    return 0
-
-
-def run_measurement(
-    name: str,
-    export: Path,
-    workdir: Path,
-    *,
-    dlt_config: dict[str, str],
-    loader_file_format: str | None = None,
-    profile: Path | None = None,
-    source: str = DEFAULT_SOURCE,
-) -> dict:
-    """Run one measurement in a fresh child process; its result with the child's peak RSS."""
-    scratch = workdir / "scratch" / name
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    result_file = scratch / "result.json"
-    log_file = workdir / "logs" / f"{name}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "orchestration.bench", "--measure", name, "--file", str(export)]
-    command += ["--scratch", str(scratch), "--result", str(result_file)]
-    if loader_file_format:
-        command += ["--loader-file-format", loader_file_format]
-    if profile is not None:
-        command += ["--profile-to", str(profile)]
-    if name == "shop360":
-        command += ["--source", source]
-    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", **dlt_config}
+    database = scratch / f"reference_{source}.duckdb"
+    database.unlink(missing_ok=True)
+    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
     started = time.perf_counter()
+    with duckdb.connect(str(database), config=_duckdb_config(source)) as connection:
+        connection.execute(
+            f"create table t as select * from read_json([{listed}], format='newline_delimited')"
+        )
+        seconds = time.perf_counter() - started
+        rows = connection.execute("select count(*) from t").fetchone()[0]
+    database.unlink(missing_ok=True)
+    return {"wall_s": seconds, "rows": rows, "files": len(files)}
+
+
+def reference_reads(sandbox: Path, scratch: Path) -> dict:
+    """DuckDB ``read_json`` of the GA4 export files and of each source's NDJSON files (one table each)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    results = {"ga4": _read_json(sorted((sandbox / "ga4").glob(settings.GA4_FILE_GLOB)), "ga4", scratch)}
+    for source in ("shopify", "klaviyo"):
+        per_file = {
+            path.stem: _read_json([path], source, scratch)
+            for path in sorted((sandbox / "world" / source).glob("*.jsonl"))
+        }
+        results[source] = {
+            "wall_s": sum(result["wall_s"] for result in per_file.values()),
+            "rows": sum(result["rows"] for result in per_file.values()),
+            "files": len(per_file),
+            "per_file": per_file,
+        }
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# The sandbox API process and the timed nightly run
+# ------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def sandbox_server(sandbox: Path, log_file: Path):
+    """Serve ``sandbox`` from its own process with raised rate limits; yields its base URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "ingestion.sandbox.server", "--root", str(sandbox), "--port", str(port)]
+    for option, value in RAISED_LIMITS.items():
+        command += [option, value]
+    with open(log_file, "ab") as log:
+        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:  # the port opens once the world is loaded
+            if server.poll() is not None:
+                raise BenchError(f"the sandbox server exited with {server.returncode}; see {log_file}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"the sandbox server did not start in {SERVER_START_TIMEOUT} s; see {log_file}"
+                )
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def tree_rss(root_pid: int) -> int:
+    """Bytes resident in ``root_pid`` and all its descendants (the sum of their RSS), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(entry.path, "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and ")"
+            children.setdefault(parent, []).append(int(entry.name))
+    total, pending = 0, [root_pid]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        pending.extend(children.get(pid, []))
+    return total
+
+
+def run_child(command: list[str], env: dict[str, str], log_file: Path) -> tuple[int, float, int, float]:
+    """Run ``command``; its exit code, wall seconds, the peak RSS of its process tree (bytes) and
+    when it started (epoch seconds)."""
+    peak = 0
+    started_at, started = time.time(), time.perf_counter()
     with open(log_file, "wb") as log:
         child = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
         )
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.wait(RSS_SAMPLE_SECONDS):
+                peak = max(peak, tree_rss(child.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         try:
-            _, status, usage = os.wait4(child.pid, 0)
-        except BaseException:
-            child.kill()
             child.wait()
-            raise
-        child.returncode = os.waitstatus_to_exitcode(status)
-    process_s = time.perf_counter() - started
-    if child.returncode != 0 or not result_file.exists():
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
-        raise BenchError(f"the {name} measurement failed (exit {child.returncode}); {log_file} ends:\n{tail}")
-    result = json.loads(result_file.read_text())
-    shutil.rmtree(scratch, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        scratch.parent.rmdir()  # only when no other scratch is left
-    result["process_s"] = process_s  # the child's whole life: start-up, imports, work, checks
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
-    result["rows_per_s"] = result["rows"] / result["wall_s"] if result["wall_s"] > 0 else None
+        finally:
+            done.set()
+            sampler.join()
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return child.returncode, time.perf_counter() - started, peak, started_at
+
+
+def timed_nightly(run_dir: Path, url: str, label: str) -> dict:
+    """``shop360 run`` against the sandbox at ``url`` in ``run_dir``; its stages, rows and peak memory."""
+    home = run_dir / "dagster_home"
+    env = {
+        **os.environ,
+        "SHOP360_DATA_DIR": str(run_dir),
+        "DAGSTER_HOME": str(home),
+        "SHOP360_SANDBOX_URL": url,
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+    }
+    log_file = run_dir / f"{label}.log"
+    command = [sys.executable, "-m", "orchestration.cli", "run"]
+    code, seconds, peak, started_at = run_child(command, env, log_file)
+    result = {"exit_code": code, "wall_s": seconds, "peak_rss_mb": peak / 2**20, "log": str(log_file)}
+    result.update(read_run(home))
+    stages = result["stages"]
+    for source in SOURCES:
+        if source in stages:
+            stages[source]["dlt"] = dlt_steps(run_dir, source)
+            stages[source]["rows"] = stages[source]["dlt"].get("rows")  # loaded now, not the table's
+    # interpreter, imports, definitions and dbt manifest, the GA4 days to load: before the first step
+    startup = (result.pop("first_step_at") or started_at) - started_at
+    stages["start-up"] = {"wall_s": startup, "rows": None}
+    stages["other"] = {"wall_s": seconds - sum(stage["wall_s"] for stage in stages.values()), "rows": None}
+    result["raw_rows"] = raw_table_rows(run_dir / "warehouse.duckdb")
+    if code != 0:
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
+        _log(f"the {label} run exited with {code} (the figures are kept); {log_file} ends:\n{tail}")
     return result
 
 
+def _stage_of(step_key: str) -> str:
+    """The report's stage of a Dagster step: a source, checks, dbt build or publish."""
+    if step_key.endswith("_raw_checks") or step_key == "mart_checks":
+        return "raw checks" if step_key != "mart_checks" else "mart checks"
+    if step_key.endswith("_raw") and step_key.removesuffix("_raw") in SOURCES:
+        return step_key.removesuffix("_raw")
+    return {"dbt_models": "dbt build", "bi__snapshot": "publish"}.get(step_key, step_key)
+
+
+def read_run(home: Path) -> dict:
+    """The stages of the newest run in the Dagster instance at ``home``: step times from the event
+    log, rows from the materialisation metadata, checks from the check evaluations."""
+    import dagster as dg
+
+    kinds = dg.DagsterEventType
+    stages: dict[str, dict] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            raise BenchError(f"no Dagster run in {home}")
+        run = runs[0]
+        started: dict[str, float] = {}
+        first_step = None
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            stage = stages.setdefault(
+                _stage_of(event.step_key),
+                {"wall_s": 0.0, "rows": None, "steps": [], "checks_passed": 0, "checks_failed": 0},
+            )
+            if event.event_type == kinds.STEP_START:
+                started[event.step_key] = entry.timestamp
+                first_step = min(first_step or entry.timestamp, entry.timestamp)
+            elif event.event_type in (kinds.STEP_SUCCESS, kinds.STEP_FAILURE):
+                stage["wall_s"] += entry.timestamp - started.pop(event.step_key, entry.timestamp)
+                stage["steps"].append(event.step_key)
+                if event.event_type == kinds.STEP_FAILURE:
+                    stage["failed"] = True
+            elif event.event_type == kinds.ASSET_MATERIALIZATION:
+                meta = event.step_materialization_data.materialization.metadata
+                if "dagster/row_count" in meta:  # a table's rows after the step (views have none)
+                    stage["rows"] = (stage["rows"] or 0) + meta["dagster/row_count"].value
+                if "Execution Duration" in meta:  # dagster-dbt's, from dbt's run results
+                    stage.setdefault("models_s", {})[event.asset_key.to_user_string()] = meta[
+                        "Execution Duration"
+                    ].value
+            elif event.event_type == kinds.ASSET_CHECK_EVALUATION:
+                passed = event.event_specific_data.passed
+                stage["checks_passed" if passed else "checks_failed"] += 1
+    return {"run_id": run.run_id, "status": run.status.value, "stages": stages, "first_step_at": first_step}
+
+
+def dlt_steps(run_dir: Path, source: str) -> dict:
+    """dlt's extract/normalize/load seconds of the source's last load, and the rows it normalised."""
+    import dlt
+
+    pipeline = dlt.attach(pipeline_name=f"shop360_{source}", pipelines_dir=str(run_dir / "dlt_pipelines"))
+    trace = pipeline.last_trace
+    if trace is None:
+        return {}
+    steps = {
+        step.step: (step.finished_at - step.started_at).total_seconds()
+        for step in trace.steps
+        if step.step in ("extract", "normalize", "load") and step.started_at and step.finished_at
+    }
+    normalized = trace.last_normalize_info
+    row_counts = normalized.row_counts if normalized else {}
+    rows = sum(count for table, count in row_counts.items() if not table.startswith("_dlt"))
+    return {"steps_s": steps, "rows": rows, "row_counts": dict(row_counts)}
+
+
+def raw_table_rows(warehouse: Path) -> dict[str, int]:
+    """Rows of every raw table (not dlt's own) after the run, ``schema.table`` -> rows."""
+    import duckdb
+
+    if not warehouse.exists():
+        return {}
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = connection.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name like 'raw\\_%' escape '\\' and schema_name not like '%\\_staging' escape '\\' "
+            "and table_name not like '\\_dlt%' escape '\\'"
+        ).fetchall()
+        return {
+            f"{schema}.{table}": connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[
+                0
+            ]
+            for schema, table in sorted(tables)
+        }
+
+
+def one_run(size: str, worlds: tuple[Path, Path], workdir: Path) -> dict:
+    """References, the full and the incremental nightly run on a fresh copy of the size's world."""
+    base, advanced = worlds
+    run_dir = workdir / "runs" / size
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    _replace_sandbox(base, run_dir)
+    _log("  DuckDB read_json of the same files …")
+    references = reference_reads(run_dir / "sandbox", run_dir / "scratch")
+    # other work on the machine slows whichever stage it hits: the report shows how busy it was
+    results = {"reference": references, "load_average_1m": {"before": os.getloadavg()[0]}}
+    for label, pristine in (("full", base), ("incremental", advanced)):
+        if label == "incremental":
+            _replace_sandbox(pristine, run_dir)  # `sandbox advance --days 1`, from the cache
+        with sandbox_server(run_dir / "sandbox", run_dir / "sandbox_server.log") as url:
+            _log(f"  {label} nightly run …")
+            results[label] = timed_nightly(run_dir, url, label)
+    shutil.rmtree(run_dir / "scratch", ignore_errors=True)
+    results["load_average_1m"]["after"] = os.getloadavg()[0]
+    return results
+
+
 # ------------------------------------------------------------------------------------------------
-# The report
+# Summaries and the report
 # ------------------------------------------------------------------------------------------------
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per run kind (full, incremental) and stage, the median seconds and rows over ``runs``; the
+    largest peak memory; the median reference figures."""
+    summary: dict[str, dict] = {}
+    for kind in ("full", "incremental"):
+        stages: dict[str, dict] = {}
+        for name in runs[0][kind]["stages"]:
+            present = [run[kind]["stages"][name] for run in runs if name in run[kind]["stages"]]
+            stage = {
+                "wall_s": _median([item["wall_s"] for item in present]),
+                "rows": _median([item.get("rows") for item in present]),
+            }
+            if "dlt" in present[0]:
+                stage["rows"] = _median([item["dlt"].get("rows") for item in present])
+                stage["dlt_s"] = {
+                    step: _median([item["dlt"].get("steps_s", {}).get(step) for item in present])
+                    for step in ("extract", "normalize", "load")
+                }
+            if "models_s" in present[0]:
+                models = present[0]["models_s"]
+                stage["models"] = len(models)
+                stage["tests"] = present[0]["checks_passed"] + present[0]["checks_failed"]
+                stage["models_s_sum"] = _median([sum(item["models_s"].values()) for item in present])
+                slowest = sorted(models, key=models.get, reverse=True)[:SLOWEST_MODELS]
+                stage["slowest_models_s"] = {
+                    model: _median([item["models_s"].get(model) for item in present]) for model in slowest
+                }
+            stages[name] = stage
+        summary[kind] = {
+            "wall_s": _median([run[kind]["wall_s"] for run in runs]),
+            "peak_rss_mb": max(run[kind]["peak_rss_mb"] for run in runs),
+            "stages": stages,
+            "all_succeeded": all(run[kind]["exit_code"] == 0 for run in runs),
+        }
+    summary["reference"] = {
+        source: {
+            "wall_s": _median([run["reference"][source]["wall_s"] for run in runs]),
+            "rows": runs[0]["reference"][source]["rows"],
+        }
+        for source in runs[0]["reference"]
+    }
+    ga4 = summary["full"]["stages"].get("ga4", {}).get("wall_s")
+    summary["ga4_over_read_json"] = ga4 / summary["reference"]["ga4"]["wall_s"] if ga4 else None
+    summary["incremental_over_full"] = summary["incremental"]["wall_s"] / summary["full"]["wall_s"]
+    return summary
+
+
+def _rate(rows: float | None, seconds: float | None) -> str:
+    return f"{rows / seconds:,.0f}" if rows and seconds and seconds > 0 else ""
+
+
+def _cells(stage: dict | None, seconds: float | None = None, rows: float | None = None) -> list[str]:
+    if stage is not None:
+        seconds, rows = stage["wall_s"], stage["rows"]
+    if seconds is None:
+        return ["", "", ""]
+    return [f"{seconds:.2f}", f"{rows:,.0f}" if rows is not None else "", _rate(rows, seconds)]
+
+
+def stage_names(summary: dict) -> list[str]:
+    order = ["start-up", *SOURCES, "raw checks", "dbt build", "mart checks", "publish"]
+    present = set(summary["full"]["stages"]) | set(summary["incremental"]["stages"])
+    return [name for name in order if name in present] + sorted(present - {*order, "other"}) + ["other"]
+
+
+def render_table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append(
+            "  ".join(
+                cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+            )
+        )
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+def _load_range(runs: list[dict]) -> str:
+    loads = [value for run in runs for value in run.get("load_average_1m", {}).values()]
+    return f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} CPUs" if loads else "not recorded"
+
+
+def render_size(size: str, result: dict) -> str:
+    summary, stats, params = result["summary"], result["world"], world_params(size)
+    full, incremental = summary["full"], summary["incremental"]
+    runs = len(result["runs"])
+    lines = [
+        f"size {size}: {params['customers']:,} customers × {params['days']} days (seed {SEED}, as of "
+        f"{AS_OF}): {stats['shopify_customers']:,} Shopify customers, {stats['shopify_orders']:,} orders, "
+        f"{stats['shopify_checkouts']:,} checkouts, {stats['klaviyo_profiles']:,} Klaviyo profiles, "
+        f"{stats['klaviyo_events']:,} Klaviyo events, {stats['ga4_events']:,} GA4 events in "
+        f"{stats['ga4_files']} files",
+        f"{runs} run{'s' if runs > 1 else ''} (load average {_load_range(result['runs'])})"
+        + (", medians" if runs > 1 else "")
+        + "; incremental = the next night after `sandbox advance --days 1`",
+        "",
+    ]
+    table = [list(TABLE_HEADER)]
+    for name in stage_names(summary):
+        f_stage, i_stage = full["stages"].get(name), incremental["stages"].get(name)
+        label = {
+            "start-up": "start-up (imports, definitions)",
+            "other": "other (Dagster, summary)",
+            **{source: f"{source} raw" for source in SOURCES},
+        }.get(name, name)
+        table.append([label, *_cells(f_stage), *_cells(i_stage)])
+        if f_stage and "dlt_s" in f_stage:
+            for step in ("extract", "normalize", "load"):
+                f_s = f_stage["dlt_s"].get(step)
+                i_s = (i_stage or {}).get("dlt_s", {}).get(step)
+                table.append(
+                    [
+                        f"  dlt {step}",
+                        *_cells(None, f_s, f_stage["rows"]),
+                        *_cells(None, i_s, (i_stage or {}).get("rows")),
+                    ]
+                )
+    table.append(["whole run", *_cells(None, full["wall_s"]), *_cells(None, incremental["wall_s"])])
+    table.append(
+        [
+            "peak memory MB (process tree)",
+            f"{full['peak_rss_mb']:,.0f}",
+            "",
+            "",
+            f"{incremental['peak_rss_mb']:,.0f}",
+            "",
+            "",
+        ]
+    )
+    lines += render_table(table)
+    for kind, figures in (("full", full), ("incremental", incremental)):
+        dbt = figures["stages"].get("dbt build")
+        if dbt and "models" in dbt:
+            slowest = ", ".join(
+                f"{model.split('/')[-1]} {seconds:.1f}" for model, seconds in dbt["slowest_models_s"].items()
+            )
+            lines.append(
+                f"dbt build ({kind}): {dbt['models']} models, {dbt['tests']} tests; the models' own time "
+                f"{dbt['models_s_sum']:.1f} s; slowest: {slowest}"
+            )
+    lines += ["", "reference (same run): DuckDB read_json of the same files into a table"]
+    reference = [["data", "s", "rows", "rows/s"]]
+    titles = {"ga4": "GA4 export files", "shopify": "Shopify NDJSON", "klaviyo": "Klaviyo NDJSON"}
+    for source, figures in summary["reference"].items():
+        reference.append(
+            [
+                titles[source],
+                f"{figures['wall_s']:.2f}",
+                f"{figures['rows']:,}",
+                _rate(figures["rows"], figures["wall_s"]),
+            ]
+        )
+    lines += render_table(reference)
+    lines.append("")
+    if summary["ga4_over_read_json"] is not None:
+        lines.append(f"GA4 ingestion / read_json: {summary['ga4_over_read_json']:.2f} (target ≤ 2)")
+    lines.append(f"incremental / full run: {summary['incremental_over_full']:.1%} (target ≤ 10%)")
+    if not (full["all_succeeded"] and incremental["all_succeeded"]):
+        lines.append("NOTE: a nightly run did not succeed (see the logs in the JSON file)")
+    return "\n".join(lines)
+
+
+def scaling(results: dict) -> dict | None:
+    """Stage time M/S against rows M/S, when both sizes ran."""
+    if not {"S", "M"} <= set(results):
+        return None
+    small, big = results["S"]["summary"]["full"], results["M"]["summary"]["full"]
+    out = {}
+    for name in stage_names(results["M"]["summary"]):
+        s_stage, m_stage = small["stages"].get(name), big["stages"].get(name)
+        if not s_stage or not m_stage:
+            continue
+        out[name] = {
+            "time_ratio": m_stage["wall_s"] / s_stage["wall_s"] if s_stage["wall_s"] else None,
+            "rows_ratio": m_stage["rows"] / s_stage["rows"] if s_stage["rows"] and m_stage["rows"] else None,
+        }
+    out["whole run"] = {"time_ratio": big["wall_s"] / small["wall_s"], "rows_ratio": None}
+    return out
+
+
+def render_scaling(ratios: dict) -> str:
+    table = [["stage (full run)", "time M/S", "rows M/S"]]
+    for name, ratio in ratios.items():
+        table.append(
+            [
+                name,
+                f"{ratio['time_ratio']:.1f}" if ratio["time_ratio"] else "",
+                f"{ratio['rows_ratio']:.1f}" if ratio["rows_ratio"] else "",
+            ]
+        )
+    return "\n".join(["scaling from S to M", *render_table(table)])
 
 
 def _version(distribution: str) -> str:
@@ -335,233 +637,133 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
+def machine_info() -> dict:
+    memory_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    commit = None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        root = paths.PROJECT_ROOT
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
+        )
+        if dirty.stdout.strip():
+            commit += "-dirty"
+    return {
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_1m": os.getloadavg()[0],
+        "git_commit": commit,
+        "versions": {name: _version(name) for name in ("dlt", "duckdb", "dagster", "dbt-core", "dbt-duckdb")},
+    }
+
+
+def run_bench(plan: list[tuple[str, int]], workdir: Path) -> dict:
+    """Run every (size, runs) of ``plan``; the report."""
+    report = {
+        "benchmark": "nightly",
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "sandbox_rate_limits": "raised: "
+        + ", ".join(f"{key.lstrip('-')}={value}" for key, value in RAISED_LIMITS.items()),
+        "sizes": {},
+    }
+    for size, count in plan:
+        worlds = cached_worlds(workdir, size)
+        runs = []
+        for attempt in range(1, count + 1):
+            _log(f"size {size}, run {attempt}/{count}:")
+            runs.append(one_run(size, worlds, workdir))
+        report["sizes"][size] = {
+            "params": {**world_params(size), "as_of": AS_OF.isoformat()},
+            "world": world_stats(worlds[0]),
+            "world_advanced": world_stats(worlds[1]),
+            "runs": runs,
+            "summary": summarise(runs),
+        }
+    report["scaling"] = scaling(report["sizes"])
+    report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return report
+
+
 def render(report: dict) -> str:
-    """The report as a small aligned table."""
-    export, targets, machine = report["file"], report["targets"], report["machine"]
-    repeated = report["config"]["repeat"] > 1
-    header = (
-        "measurement",
-        "wall s" + (" (median)" if repeated else ""),
-        "CPU s",
-        "rows",
-        "rows/s",
-        "peak RSS MB",
-    )
-    rows = [
-        (
-            name,
-            f"{result['wall_s']:.2f}",
-            f"{result['cpu_s']:.2f}",
-            f"{result['rows']:,}",
-            f"{result['rows_per_s']:,.0f}",
-            f"{result['peak_rss_mb']:,.0f}",
-        )
-        for name, result in report["measurements"].items()
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    versions = ", ".join(f"{name} {version}" for name, version in report["versions"].items())
+    machine = report["machine"]
     out = [
-        f"GA4 ingestion benchmark: {report['events']:,} events in {export['path']} "
-        f"({export['bytes'] / 2**20:,.1f} MiB gzip{', built now' if export['built'] else ', cached'})",
-        f"{machine['cpu_count']} CPUs (load average {machine['load_average_1m']['before']:.1f} before), "
-        f"Python {machine['python']}, {versions}",
+        f"shop360 nightly benchmark ({machine['cpu_count']} CPUs, {machine['memory_gib']} GiB RAM, "
+        f"commit {machine['git_commit']})",
+        "sandbox APIs in their own process, rate limits raised (the bench measures shop360, not the fake)",
     ]
-    settings = dict(report["config"]["dlt_config"])
-    if report["config"]["source"] != DEFAULT_SOURCE:
-        settings["source"] = report["config"]["source"]
-    if report["config"]["loader_file_format"]:
-        settings["loader_file_format"] = report["config"]["loader_file_format"]
-    if settings:
-        out.append("shop360 dlt settings: " + ", ".join(f"{key}={value}" for key, value in settings.items()))
-    out += ["", line(header), line(tuple("-" * width for width in widths)), *map(line, rows), ""]
-    if repeated:
-        for name, result in report["measurements"].items():
-            out.append(f"{name} runs: " + ", ".join(f"{run['wall_s']:.2f}" for run in result["runs"]) + " s")
-    steps = report["measurements"]["shop360"]["steps"]
-    if steps:
-        out.append("shop360 steps (dlt trace): " + ", ".join(f"{s} {t:.2f} s" for s, t in steps.items()))
-    if report["config"]["profile"]:
-        out.append(f"profiled (timings inflated by cProfile): {report['config']['profile']}")
-    out.append(
-        f"ratio shop360/reference: {report['ratio']:.2f}  (target ≤ {targets['ratio_max']:.1f}: "
-        f"{'met' if targets['ratio_met'] else 'MISSED'}; CPU time ratio {report['cpu_ratio']:.2f})"
-    )
-    out.append(
-        f"peak RSS shop360: {report['measurements']['shop360']['peak_rss_mb']:,.0f} MB  "
-        f"(target ≤ {targets['peak_rss_max_mb']:,} MB: {'met' if targets['peak_rss_met'] else 'MISSED'})"
-    )
+    for size, result in report["sizes"].items():
+        out += ["", render_size(size, result)]
+    if report["scaling"]:
+        out += ["", render_scaling(report["scaling"])]
     return "\n".join(out)
 
 
-def _summarise(results: list[dict]) -> dict:
-    """One measurement over its runs: median times, the largest peak RSS, and every run."""
-    wall = statistics.median(result["wall_s"] for result in results)
-    steps = {
-        step: statistics.median(result["steps"][step] for result in results if step in result["steps"])
-        for step in results[0]["steps"]
-    }
-    return {
-        "wall_s": wall,
-        "wall_s_min": min(result["wall_s"] for result in results),
-        "cpu_s": statistics.median(result["cpu_s"] for result in results),
-        "rows": results[0]["rows"],
-        "rows_per_s": results[0]["rows"] / wall if wall > 0 else None,
-        "peak_rss_mb": max(result["peak_rss_mb"] for result in results),
-        "steps": steps,
-        "runs": results,
-    }
-
-
-def run_bench(
-    events: int,
-    workdir: Path,
-    *,
-    dlt_config: dict[str, str] | None = None,
-    loader_file_format: str | None = None,
-    profile: bool = False,
-    repeat: int = 1,
-    source: str = DEFAULT_SOURCE,
-    log: object = print,
-) -> dict:
-    """Build (or reuse) the export file, run both measurements ``repeat`` times, and return the report."""
-    dlt_config = dict(dlt_config or {})
-    log(f"preparing {events:,} GA4 events in {workdir / 'ga4'} …")
-    export, built = build_export(workdir, events)
-    profile_path = workdir / "profile_shop360" if profile else None
-    load_before = os.getloadavg()[0]
-    runs: dict[str, list[dict]] = {name: [] for name in MEASUREMENTS}
-    for attempt in range(1, repeat + 1):
-        for name in MEASUREMENTS:  # interleaved, so a busy spell hits both alike
-            log(f"measuring {name} ({attempt}/{repeat}) …")
-            result = run_measurement(
-                name,
-                export,
-                workdir,
-                dlt_config=dlt_config if name == "shop360" else {},
-                loader_file_format=loader_file_format if name == "shop360" else None,
-                profile=profile_path if name == "shop360" and attempt == 1 else None,
-                source=source,
-            )
-            if result["rows"] != events:
-                raise BenchError(
-                    f"{name} loaded {result['rows']:,} rows into its scratch database, expected {events:,}"
-                )
-            runs[name].append(result)
-    measurements = {name: _summarise(results) for name, results in runs.items()}
-    ratio = measurements["shop360"]["wall_s"] / measurements["reference"]["wall_s"]
-    cpu_ratio = measurements["shop360"]["cpu_s"] / max(measurements["reference"]["cpu_s"], 1e-9)
-    return {
-        "benchmark": "ga4_ingestion",
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "events": events,
-        "file": {"path": str(export), "bytes": export.stat().st_size, "lines": events, "built": built},
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
-        },
-        "versions": {name: _version(name) for name in ("dlt", "duckdb", "pyarrow")},
-        "config": {
-            "repeat": repeat,
-            "source": source,
-            "dlt_config": dlt_config,
-            "loader_file_format": loader_file_format,
-            "profile": str(profile_path.with_suffix(".txt")) if profile_path else None,
-        },
-        "measurements": measurements,
-        "ratio": ratio,
-        "cpu_ratio": cpu_ratio,
-        "targets": {
-            "ratio_max": RATIO_TARGET,
-            "ratio_met": ratio <= RATIO_TARGET,
-            "peak_rss_max_mb": PEAK_RSS_TARGET_MB,
-            "peak_rss_met": measurements["shop360"]["peak_rss_mb"] <= PEAK_RSS_TARGET_MB,
-        },
-    }
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _size(text: str) -> tuple[str, int | None]:
+    name, _, runs = text.partition(":")
+    if name not in SIZES:
+        raise argparse.ArgumentTypeError(f"size must be one of {', '.join(SIZES)}, got {name!r}")
+    if runs and (not runs.isdigit() or int(runs) < 1):
+        raise argparse.ArgumentTypeError(f"runs must be a whole number ≥ 1, got {runs!r}")
+    return name, int(runs) if runs else None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="shop360 bench",
-        description="GA4 ingestion benchmark: shop360's dlt source against DuckDB's read_json on one file.",
+        description="Time a full and an incremental nightly run per stage on sandbox worlds of fixed sizes, "
+        "beside DuckDB's read_json of the same files. "
+        + "; ".join(f"{name} = {c:,} customers × {d} days" for name, (c, d) in SIZES.items()),
     )
-    parser.add_argument("--ga4-events", type=_positive, default=DEFAULT_EVENTS, help="events in the file")
-    parser.add_argument("--workdir", type=Path, help="where the file and scratch go (default: <data>/bench)")
-    parser.add_argument("--json", type=Path, help="report file (default: <workdir>/bench_ga4.json)")
     parser.add_argument(
-        "--dlt-config",
-        type=_key_value,
+        "--size",
+        type=_size,
         action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dlt setting for the shop360 run, as an env var name (e.g. DATA_WRITER__BUFFER_MAX_ITEMS=50000)",
+        metavar="SIZE[:RUNS]",
+        help="a world size to run (repeatable; S:3 runs S three times); default S",
     )
     parser.add_argument(
-        "--loader-file-format", help="dlt loader_file_format for the shop360 run (e.g. parquet)"
+        "--repeat", type=int, default=1, help="runs of a size given without :RUNS (default 1)"
+    )
+    parser.add_argument("--workdir", type=Path, help="worlds and runs (default: <data dir>/bench)")
+    parser.add_argument(
+        "--output", type=Path, help="the JSON report (default: <workdir>/results-<time>.json)"
     )
     parser.add_argument(
-        "--repeat", type=_positive, default=1, help="run each measurement this often; report the medians"
+        "--show", type=Path, metavar="FILE", help="print the report of an earlier results file"
     )
-    parser.add_argument("--profile", action="store_true", help="profile the shop360 run with cProfile")
-    parser.add_argument(
-        "--source",
-        default=DEFAULT_SOURCE,
-        help=f"GA4 source factory to measure as shop360, module:function (default {DEFAULT_SOURCE}); "
-        "for trying a candidate change to the source",
-    )
-    # The child side of one measurement (run by the parent, not by people).
-    parser.add_argument("--measure", choices=MEASUREMENTS, help=argparse.SUPPRESS)
-    parser.add_argument("--file", help=argparse.SUPPRESS)
-    parser.add_argument("--scratch", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.measure:
-        return _child(args)
-
+    if args.show:
+        print(render(json.loads(args.show.read_text())))
+        return 0
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    plan = [(name, runs or args.repeat) for name, runs in (args.size or [("S", None)])]
     workdir = (args.workdir or paths.data_dir() / "bench").resolve()
-    json_path = args.json or workdir / "bench_ga4.json"
+    output = args.output or workdir / f"results-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     try:
-        report = run_bench(
-            args.ga4_events,
-            workdir,
-            dlt_config=dict(args.dlt_config),
-            loader_file_format=args.loader_file_format,
-            profile=args.profile,
-            repeat=args.repeat,
-            source=args.source,
-            log=lambda message: print(message, file=sys.stderr, flush=True),
-        )
+        report = run_bench(plan, workdir)
     except BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
     print(render(report))
-    print(f"report: {json_path}")
-    return 0
+    print(f"\nresults: {output}")
+    failed = any(
+        not result["summary"][kind]["all_succeeded"]
+        for result in report["sizes"].values()
+        for kind in ("full", "incremental")
+    )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -120,6 +120,8 @@ SHOPIFY_THROTTLED = (
 SHOPIFY_CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
 SHOPIFY_RETRY_AFTER = "2.0"  # Shopify always sends this float string with a 429
 SHOPIFY_DEFAULT_BUCKET_SIZE = 40  # the standard plan's leaky bucket
+KLAVIYO_DEFAULT_BURST_PER_SECOND = 1000
+KLAVIYO_DEFAULT_STEADY_PER_MINUTE = 60000
 SHOPIFY_DEFAULT_LEAK_PER_SECOND = 2.0
 
 # --- Klaviyo -----------------------------------------------------------------------------------------
@@ -1887,8 +1889,8 @@ class SandboxServer:
         klaviyo_key: str | None = None,
         shopify_bucket_size: int = SHOPIFY_DEFAULT_BUCKET_SIZE,
         shopify_leak_per_second: float = SHOPIFY_DEFAULT_LEAK_PER_SECOND,
-        klaviyo_burst_per_second: int = 1000,
-        klaviyo_steady_per_minute: int = 60000,
+        klaviyo_burst_per_second: int = KLAVIYO_DEFAULT_BURST_PER_SECOND,
+        klaviyo_steady_per_minute: int = KLAVIYO_DEFAULT_STEADY_PER_MINUTE,
         faults: Faults | None = None,
     ) -> None:
         for name, value in (
@@ -2077,6 +2079,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"leaky bucket drain rate in calls per second (default: {SHOPIFY_DEFAULT_LEAK_PER_SECOND:g})",
     )
     parser.add_argument(
+        "--klaviyo-burst-per-second",
+        type=int,
+        default=KLAVIYO_DEFAULT_BURST_PER_SECOND,
+        help=f"Klaviyo requests allowed per second (default: {KLAVIYO_DEFAULT_BURST_PER_SECOND})",
+    )
+    parser.add_argument(
+        "--klaviyo-steady-per-minute",
+        type=int,
+        default=KLAVIYO_DEFAULT_STEADY_PER_MINUTE,
+        help=f"Klaviyo requests allowed per minute (default: {KLAVIYO_DEFAULT_STEADY_PER_MINUTE})",
+    )
+    parser.add_argument(
         "--faults",
         type=_faults_argument,
         default=None,
@@ -2099,6 +2113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port,
         shopify_bucket_size=args.shopify_bucket_size,
         shopify_leak_per_second=args.shopify_leak_per_second,
+        klaviyo_burst_per_second=args.klaviyo_burst_per_second,
+        klaviyo_steady_per_minute=args.klaviyo_steady_per_minute,
         faults=args.faults,
     )
     server.serve_forever()

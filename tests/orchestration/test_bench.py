@@ -1,70 +1,105 @@
-"""The GA4 benchmark runs end to end on a small file (a smoke test: no timing assertions)."""
+"""`shop360 bench --size XS` end to end: a smoke test, so the benchmark cannot rot (no timings asserted)."""
 
 from __future__ import annotations
 
-import gzip
+import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from orchestration import bench
 
-EVENTS = 2000
+STAGES = {
+    "start-up",
+    "shopify",
+    "klaviyo",
+    "ga4",
+    "raw checks",
+    "dbt build",
+    "mart checks",
+    "publish",
+    "other",
+}
 
 
-def test_bench_smoke(tmp_path: Path, capsys) -> None:
-    """Both measurements load every event of the built file, and the report says so."""
-    report_path = tmp_path / "report.json"
-    argv = ["--ga4-events", str(EVENTS), "--workdir", str(tmp_path), "--json", str(report_path)]
-    assert bench.main(argv) == 0
+@pytest.mark.e2e
+def test_bench_xs_smoke(tmp_path: Path) -> None:
+    """Every stage of the full and the incremental run is reported, the raw tables hold the world's
+    ground truth after each run, and the printed table has its header."""
+    output = tmp_path / "results.json"
+    command = [sys.executable, "-m", "orchestration.cli", "bench", "--size", "XS"]
+    command += ["--workdir", str(tmp_path), "--output", str(output)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
 
-    report = json.loads(report_path.read_text())
-    assert report["events"] == EVENTS
-    assert set(report["measurements"]) == {"reference", "shop360"}
-    for name, measurement in report["measurements"].items():
-        assert measurement["rows"] == EVENTS, name
-        assert measurement["wall_s"] > 0, name
-        assert measurement["rows_per_s"] > 0, name
-        assert measurement["peak_rss_mb"] > 0, name
-    assert set(report["measurements"]["shop360"]["steps"]) >= {"extract", "normalize", "load"}
-    assert report["ratio"] > 0
-    assert isinstance(report["targets"]["ratio_met"], bool)
-    assert isinstance(report["targets"]["peak_rss_met"], bool)
-    assert report["machine"]["cpu_count"] >= 1
-    assert set(report["versions"]) == {"dlt", "duckdb", "pyarrow"}
-    assert "ratio shop360/reference" in capsys.readouterr().out
+    header = " ".join(bench.TABLE_HEADER).split()  # the words of the table's header line, aligned
+    assert header == ["stage", "full", "s", "rows", "rows/s", "incr.", "s", "rows", "rows/s"]
+    assert header in [line.split() for line in done.stdout.splitlines()], done.stdout
+    assert "GA4 ingestion / read_json" in done.stdout
+    assert "rate limits raised" in done.stdout
 
-    # The file: exactly EVENTS lines of one day, copies of the seed world as distinct sessions.
-    export = Path(report["file"]["path"])
-    assert export == tmp_path / "ga4" / "events_20260101.json.gz"
-    with gzip.open(export, "rt", encoding="utf-8") as handle:
-        events = [json.loads(line) for line in handle]
-    assert len(events) == EVENTS
-    assert {event["event_date"] for event in events} == {"20260101"}
+    # the results file re-prints the same report
+    shown = subprocess.run([*command[:4], "--show", str(output)], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith(shown.stdout)
+
+    report = json.loads(output.read_text())
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["memory_gib"] > 0
+    size = report["sizes"]["XS"]
+    (run,) = size["runs"]
+    for kind, world in (("full", size["world"]), ("incremental", size["world_advanced"])):
+        result = run[kind]
+        assert result["exit_code"] == 0, result["log"]
+        assert set(result["stages"]) == STAGES, kind
+        assert result["peak_rss_mb"] > 0
+        for source in ("shopify", "klaviyo", "ga4"):
+            assert set(result["stages"][source]["dlt"]["steps_s"]) == {"extract", "normalize", "load"}
+        rows = result["raw_rows"]
+        assert rows["raw_shopify.customers"] == world["shopify_customers"], kind
+        assert rows["raw_shopify.orders"] == world["shopify_orders"], kind
+        assert rows["raw_shopify.checkouts"] == world["shopify_checkouts"], kind
+        assert rows["raw_klaviyo.profiles"] == world["klaviyo_profiles"], kind
+        assert rows["raw_klaviyo.events"] == world["klaviyo_events"], kind
+        assert rows["raw_ga4.events"] == world["ga4_events"], kind
+        assert result["stages"]["dbt build"]["checks_failed"] == 0
+
+    # the full run loads every record; the next night only the new and changed ones
+    full, incremental = run["full"]["stages"], run["incremental"]["stages"]
+    assert full["ga4"]["rows"] == size["world"]["ga4_events"]
+    assert 0 < incremental["ga4"]["rows"] < full["ga4"]["rows"]
+    assert 0 < incremental["shopify"]["rows"] < full["shopify"]["rows"]
+    # the reference reads every GA4 event and every NDJSON record of the world
+    assert run["reference"]["ga4"]["rows"] == size["world"]["ga4_events"]
+    assert run["reference"]["klaviyo"]["per_file"]["events"]["rows"] == size["world"]["klaviyo_events"]
+    assert run["reference"]["shopify"]["per_file"]["orders"]["rows"] == size["world"]["shopify_orders"]
+    summary = size["summary"]
+    assert summary["full"]["stages"]["dbt build"]["models"] > 0
+    assert summary["ga4_over_read_json"] > 0
+    assert report["scaling"] is None  # only with S and M
 
 
-def test_export_copies_are_distinct_sessions(tmp_path: Path) -> None:
-    """Cycling the seed world past its end gives new cookies and session ids, and the file is reused."""
-    seed_events = len(bench._seed_lines(tmp_path / "seed", bench.seed_customers(EVENTS)))
-    events = seed_events + 10
-    assert bench.seed_customers(events) == bench.seed_customers(EVENTS)
-    export, built = bench.build_export(tmp_path / "work", events)
-    assert built
-    with gzip.open(export, "rt", encoding="utf-8") as handle:
-        lines = [json.loads(line) for line in handle]
-    assert len(lines) == events
+def test_size_argument() -> None:
+    """``--size S:3`` runs S three times; a size without runs takes --repeat; bad sizes are refused."""
+    assert bench._size("S:3") == ("S", 3)
+    assert bench._size("M") == ("M", None)
+    for bad in ("L", "S:0", "S:x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench._size(bad)
 
-    def session(event: dict) -> tuple[str, int]:
-        params = {param["key"]: param["value"]["int_value"] for param in event["event_params"]}
-        return event["user_pseudo_id"], params["ga_session_id"]
 
-    first, copy = lines[0], lines[seed_events]
-    assert {key: value for key, value in first.items() if key not in ("user_pseudo_id", "event_params")} == {
-        key: value for key, value in copy.items() if key not in ("user_pseudo_id", "event_params")
-    }
-    assert session(first) != session(copy)
-    assert isinstance(session(copy)[1], int)
-    originals = {session(event) for event in lines[:seed_events]}
-    assert not originals & {session(event) for event in lines[seed_events:]}
+def test_scaling_compares_time_with_rows() -> None:
+    """With S and M both run, each stage's time ratio M/S stands beside its rows ratio."""
 
-    assert bench.build_export(tmp_path / "work", events) == (export, False)
-    assert bench.count_lines(export) == events
+    def result(seconds: float, ga4_s: float, ga4_rows: int) -> dict:
+        stages = {"ga4": {"wall_s": ga4_s, "rows": ga4_rows}, "other": {"wall_s": 1.0, "rows": None}}
+        return {"summary": {"full": {"wall_s": seconds, "stages": stages}, "incremental": {"stages": {}}}}
+
+    ratios = bench.scaling({"S": result(100, 10, 1000), "M": result(600, 80, 10_000)})
+    assert ratios["ga4"] == {"time_ratio": 8.0, "rows_ratio": 10.0}
+    assert ratios["whole run"]["time_ratio"] == 6.0
+    assert ratios["other"]["rows_ratio"] is None
+    table = bench.render_scaling(ratios)
+    assert "time M/S" in table and "8.0" in table and "10.0" in table
+    assert bench.scaling({"S": result(100, 10, 1000)}) is None
