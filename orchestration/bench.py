@@ -283,8 +283,11 @@ def run_child(command: list[str], env: dict[str, str], log_file: Path) -> tuple[
 def timed_nightly(run_dir: Path, url: str, label: str) -> dict:
     """``shop360 run`` against the sandbox at ``url`` in ``run_dir``; its stages, rows and peak memory."""
     home = run_dir / "dagster_home"
+    # the run must see the sandbox only: drop source settings this process may carry (real accounts,
+    # or an earlier in-process run's sandbox), which would otherwise switch the child to them
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("SOURCES__")}
     env = {
-        **os.environ,
+        **inherited,
         "SHOP360_DATA_DIR": str(run_dir),
         "DAGSTER_HOME": str(home),
         "SHOP360_SANDBOX_URL": url,

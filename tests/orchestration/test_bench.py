@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,13 @@ def test_bench_xs_smoke(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     command = [sys.executable, "-m", "orchestration.cli", "bench", "--size", "XS"]
     command += ["--workdir", str(tmp_path), "--output", str(output)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    # source settings left in the environment (a real account's, or an in-process run's sandbox)
+    # must not divert the benchmark from its own sandbox
+    stale = {"SOURCES__SHOPIFY__SHOP_URL": "http://127.0.0.1:9", "SOURCES__SHOPIFY__ACCESS_TOKEN": "x"}
+    stale |= {"SOURCES__KLAVIYO__BASE_URL": "http://127.0.0.1:9", "SOURCES__KLAVIYO__API_KEY": "x"}
+    stale |= {"SOURCES__GA4__BUCKET_URL": str(tmp_path / "nowhere")}
+    env = {**os.environ, **stale}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
     header = " ".join(bench.TABLE_HEADER).split()  # the words of the table's header line, aligned
