@@ -87,6 +87,14 @@ def _check_rfm(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return x, t_x, age
 
 
+def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of the columns and how often each occurs. The likelihoods depend on nothing
+    but these values, so a fit on the distinct rows weighted by their counts is the same fit, made
+    with fewer evaluations per step (at 60k buyers, about half as many rows)."""
+    rows, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
+    return list(rows.T), counts
+
+
 def _minimise_over_logs(neg_log_likelihood, start: np.ndarray) -> np.ndarray:
     """Parameters minimising the function of their logs (keeps them positive): Nelder-Mead, BFGS polish."""
     result = minimize(
@@ -130,13 +138,15 @@ class BgNbd:
                 f"BG/NBD needs at least {MIN_CUSTOMERS_BGNBD} customers with at least one repeat buyer; "
                 f"got {len(x)} customers, {repeat_buyers} repeat buyers"
             )
+        (x, t_x, age), counts = _distinct_rows(x, t_x, age)
+        weights = counts / counts.sum()
         # Mean log-likelihood keeps the optimiser's tolerances independent of the number of customers.
         params = _minimise_over_logs(
-            lambda log_params: -cls._log_likelihood(np.exp(log_params), x, t_x, age).mean(),
-            np.array([1.0, max(age.mean(), 1e-3), 1.0, 1.0]),
+            lambda log_params: -(cls._log_likelihood(np.exp(log_params), x, t_x, age) @ weights),
+            np.array([1.0, max(age @ weights, 1e-3), 1.0, 1.0]),
         )
-        log_likelihood = float(cls._log_likelihood(params, x, t_x, age).sum())
-        return cls(*map(float, params), log_likelihood=log_likelihood, customers=len(x))
+        log_likelihood = float(cls._log_likelihood(params, x, t_x, age) @ counts)
+        return cls(*map(float, params), log_likelihood=log_likelihood, customers=int(counts.sum()))
 
     def _dropout_odds(self, x, t_x, age) -> np.ndarray:
         """a/(b+x-1)·((alpha+T)/(alpha+t_x))^(r+x) for repeat buyers, 0 otherwise (in log space)."""
@@ -210,13 +220,14 @@ class GammaGamma:
                 f"Gamma-Gamma needs positive monetary values for repeat buyers; row {row} has "
                 f"frequency {x[row]}, monetary_value {z_bar[row]}"
             )
-        x, z_bar = x[repeat], z_bar[repeat]
+        (x, z_bar), counts = _distinct_rows(x[repeat], z_bar[repeat])
+        weights = counts / counts.sum()
         params = _minimise_over_logs(
-            lambda log_params: -cls._log_likelihood(np.exp(log_params), x, z_bar).mean(),
-            np.array([1.0, 2.0, z_bar.mean()]),
+            lambda log_params: -(cls._log_likelihood(np.exp(log_params), x, z_bar) @ weights),
+            np.array([1.0, 2.0, z_bar @ weights]),
         )
-        log_likelihood = float(cls._log_likelihood(params, x, z_bar).sum())
-        return cls(*map(float, params), log_likelihood=log_likelihood, customers=len(x))
+        log_likelihood = float(cls._log_likelihood(params, x, z_bar) @ counts)
+        return cls(*map(float, params), log_likelihood=log_likelihood, customers=int(counts.sum()))
 
     def expected_average_value(self, frequency, monetary_value) -> np.ndarray:
         """E[spend per purchase | x, z_bar]: a weighted mean of the population mean and z_bar."""

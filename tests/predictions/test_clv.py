@@ -47,6 +47,16 @@ def test_bgnbd_conditional_expectation_matches_the_worked_example(cdnow_bgnbd: B
     assert cdnow_bgnbd.expected_purchases(39, 2, 30.43, 38.86) == pytest.approx(1.226, abs=0.001)
 
 
+def test_fits_on_distinct_rows_score_every_customer(cdnow: pd.DataFrame, cdnow_bgnbd: BgNbd) -> None:
+    """The fits run on distinct rows weighted by their counts; the likelihood they report is still
+    the sum over every customer, row by row (CDNOW: 2,357 customers, fewer distinct rows)."""
+    rows = cdnow[["x", "t_x", "T"]].to_numpy(dtype=float)
+    assert len(np.unique(rows, axis=0)) < len(rows)
+    params = (cdnow_bgnbd.r, cdnow_bgnbd.alpha, cdnow_bgnbd.a, cdnow_bgnbd.b)
+    per_customer = BgNbd._log_likelihood(params, *rows.T)
+    assert cdnow_bgnbd.log_likelihood == pytest.approx(per_customer.sum(), rel=1e-12)
+
+
 def test_gamma_gamma_matches_the_note_on_cdnow(cdnow: pd.DataFrame) -> None:
     # Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value".
     fitted = GammaGamma.fit(cdnow["x"], cdnow["zbar"])
