@@ -229,16 +229,21 @@ def describe_source(name: str) -> DltSource:
     return _FACTORIES[name](**_DESCRIBE_ONLY[name])
 
 
-def warehouse_destination(name: str, database: str | os.PathLike[str] | None = None) -> Destination:
-    """The warehouse (or ``database``) as dlt's DuckDB destination, with shop360's resource limits
-    (ingestion/warehouse.py) and source ``name``'s load settings."""
+def duckdb_load_settings(name: str) -> dict[str, dict[str, object]]:
+    """DuckDB's settings for source ``name``'s loads (dlt's ``local_config`` and ``global_config``):
+    shop360's resource limits (ingestion/warehouse.py), overridden by the source's own."""
     load_settings = settings.DUCKDB_LOAD_SETTINGS.get(name, {})
+    return {
+        **load_settings,
+        "global_config": {**warehouse.resource_limits(), **load_settings.get("global_config", {})},
+    }
+
+
+def warehouse_destination(name: str, database: str | os.PathLike[str] | None = None) -> Destination:
+    """The warehouse (or ``database``) as dlt's DuckDB destination, with source ``name``'s load
+    settings (``duckdb_load_settings``)."""
     return dlt.destinations.duckdb(
-        credentials={
-            "database": str(database or paths.warehouse_path()),
-            **load_settings,
-            "global_config": {**warehouse.resource_limits(), **load_settings.get("global_config", {})},
-        }
+        credentials={"database": str(database or paths.warehouse_path()), **duckdb_load_settings(name)}
     )
 
 

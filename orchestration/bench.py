@@ -43,7 +43,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from ingestion import paths, settings
+from ingestion import paths, pipelines, settings
 
 SEED = 42
 AS_OF = dt.date(2026, 6, 1)
@@ -57,8 +57,6 @@ RAISED_LIMITS = {
     "--klaviyo-burst-per-second": "1000000",
     "--klaviyo-steady-per-minute": "100000000",
 }
-# DuckDB memory limit of a reference read whose source sets none (DuckDB would take 80% of RAM)
-REFERENCE_MEMORY_LIMIT = "4GB"
 RSS_SAMPLE_SECONDS = 0.2
 SLOWEST_MODELS = 5
 SERVER_START_TIMEOUT = 900  # an M world takes a while to load into the API process
@@ -147,11 +145,9 @@ def _replace_sandbox(pristine: Path, run_dir: Path) -> None:
 
 
 def _duckdb_config(source: str) -> dict:
-    """The DuckDB settings the pipeline loads ``source`` with (a memory limit always)."""
-    load = settings.DUCKDB_LOAD_SETTINGS.get(source, {})
-    config = {**load.get("global_config", {}), **load.get("local_config", {})}
-    config.setdefault("memory_limit", REFERENCE_MEMORY_LIMIT)
-    return config
+    """The DuckDB settings the pipeline loads ``source`` with, as one connection's config."""
+    load = pipelines.duckdb_load_settings(source)
+    return {**load["global_config"], **load.get("local_config", {})}
 
 
 def _read_json(files: list[Path], source: str, scratch: Path) -> dict:
