@@ -95,17 +95,18 @@ def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return list(rows.T), counts
 
 
-def _minimise_over_logs(neg_log_likelihood, start: np.ndarray) -> np.ndarray:
-    """Parameters minimising the function of their logs (keeps them positive): Nelder-Mead, BFGS polish."""
-    result = minimize(
-        neg_log_likelihood,
-        np.log(start),
-        method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000, "maxfev": 40_000},
-    )
-    polished = minimize(neg_log_likelihood, result.x, method="BFGS", options={"gtol": 1e-9})
-    best = polished if polished.fun <= result.fun else result
-    return np.exp(best.x)
+def _minimise_over_logs(model: str, neg_log_likelihood, start: np.ndarray) -> np.ndarray:
+    """Parameters minimising the function of their logs (keeps them positive), by BFGS.
+
+    Where the likelihood is flat, BFGS stops on the ridge ("precision loss"), which is the answer:
+    at size M BG/NBD's a and b grow together at a fixed ratio (next to no spread in drop-out), and
+    the Nelder-Mead search used before went on for 40,000 evaluations (104 s) to gain 1.5 of
+    770,000 log-likelihood units; BFGS takes about 400 (2 s).
+    """
+    result = minimize(neg_log_likelihood, np.log(start), method="BFGS", options={"gtol": 1e-6})
+    if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
+        raise ValueError(f"{model}: the likelihood has no finite maximum on these customers")
+    return np.exp(result.x)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class BgNbd:
         weights = counts / counts.sum()
         # Mean log-likelihood keeps the optimiser's tolerances independent of the number of customers.
         params = _minimise_over_logs(
+            "BG/NBD",
             lambda log_params: -(cls._log_likelihood(np.exp(log_params), x, t_x, age) @ weights),
             np.array([1.0, max(age @ weights, 1e-3), 1.0, 1.0]),
         )
@@ -223,6 +225,7 @@ class GammaGamma:
         (x, z_bar), counts = _distinct_rows(x[repeat], z_bar[repeat])
         weights = counts / counts.sum()
         params = _minimise_over_logs(
+            "Gamma-Gamma",
             lambda log_params: -(cls._log_likelihood(np.exp(log_params), x, z_bar) @ weights),
             np.array([1.0, 2.0, z_bar @ weights]),
         )
