@@ -6,7 +6,9 @@ Parquet file, which dlt imports as it is (``dlt.mark.with_file_import``): bulk d
 through Python, neither as a dict a row nor as Arrow tables to normalize. The nested
 ``event_params`` and ``items`` are kept as they are (JSON columns); dbt staging unnests them.
 A day's rows are replaced as a whole (delete-insert on ``event_date``), because GA4 rewrites a
-daily table while late events arrive.
+daily table while late events arrive. dlt does not normalise an imported file, so the file itself
+carries dlt's ``_dlt_load_id`` (the load package's id), as every other raw table does: the
+incremental GA4 models rebuild exactly the days loaded since their last build (decision 29).
 
 Which files load: given ``days`` (first, last), exactly the files of those days, whatever was loaded
 before: that is how Dagster's daily partitions load, backfill and re-run a day. Without, new files,
@@ -93,8 +95,10 @@ EVENT_SCHEMA = pa.schema(
         ),
     ]
 )
+# dlt's column for the load that wrote a row, which an imported file must carry itself
+LOAD_ID_COLUMN = "_dlt_load_id"
 # dlt takes the table's columns from this (empty) table: the nested fields become JSON columns
-_EVENT_TABLE = EVENT_SCHEMA.empty_table()
+_EVENT_TABLE = EVENT_SCHEMA.append(pa.field(LOAD_ID_COLUMN, pa.string(), nullable=False)).empty_table()
 
 # DuckDB for parsing one file: bounded memory; any row order (raw has none), so Parquet is written in parallel
 _DUCKDB_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": False}
@@ -104,12 +108,15 @@ _DUCKDB_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": False}
 def duckdb_columns() -> dict[str, str]:
     """``EVENT_SCHEMA`` as DuckDB column types (DuckDB's own mapping of the Arrow types)."""
     with duckdb.connect() as connection:
-        relation = connection.from_arrow(_EVENT_TABLE)
+        relation = connection.from_arrow(EVENT_SCHEMA.empty_table())
         return {name: str(type_) for name, type_ in zip(relation.columns, relation.types, strict=True)}
 
 
-def write_export_parquet(file: FileItemDict, target: Path, suppression: Suppression | None = None) -> int:
-    """One daily export file as a Parquet file of ``EVENT_SCHEMA``'s columns; its number of events.
+def write_export_parquet(
+    file: FileItemDict, target: Path, load_id: str, suppression: Suppression | None = None
+) -> int:
+    """One daily export file as a Parquet file of ``EVENT_SCHEMA``'s columns and ``load_id`` (dlt's
+    ``_dlt_load_id``); its number of events.
 
     DuckDB's ``read_json`` gunzips and parses the file with the columns and types given (other
     export columns and fields are skipped) and ``COPY`` writes the Parquet file. A local file is
@@ -130,7 +137,10 @@ def write_export_parquet(file: FileItemDict, target: Path, suppression: Suppress
                 format="newline_delimited",
                 compression="gzip" if gzipped else "none",
             )
-            events.to_parquet(str(target))
+            stamped = events.project(
+                duckdb.StarExpression(), duckdb.ConstantExpression(load_id).alias(LOAD_ID_COLUMN)
+            )
+            stamped.to_parquet(str(target))
             if suppression:
                 suppression.dropped["events"] += drop_suppressed_events(connection, target, suppression)
             written, undated = connection.execute(
@@ -241,11 +251,12 @@ def make_events_transformer(
         """GA4 events, one Parquet file per daily export file; a re-exported day replaces its rows."""
         loaded: dict[str, str] = dlt.current.resource_state().setdefault("loaded_files", {})
         chosen = files_of_days(files, *days) if days else files_to_load(files, loaded, reload_days)
+        load_id = dlt.current.load_package_state()["load_id"]
         for file in chosen:
             # beside the load packages, so dlt imports the file by a hard link, not a copy
             with tempfile.TemporaryDirectory(dir=dlt.current.pipeline().working_dir) as scratch:
                 target = Path(scratch) / "events.parquet"
-                if events_in_file := write_export_parquet(file, target, suppression):
+                if events_in_file := write_export_parquet(file, target, load_id, suppression):
                     yield dlt.mark.with_file_import(
                         str(target), "parquet", items_count=events_in_file, hints=_EVENT_TABLE
                     )

@@ -16,6 +16,7 @@ from ingestion import warehouse as warehouse_db
 from orchestration.constants import (
     DBT_EXECUTABLE,
     DBT_PROJECT_DIR,
+    ERASURE_REBUILD_JOB,
     OWNER,
     WAREHOUSE_WRITER_POOL,
 )
@@ -129,6 +130,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # DuckDB's memory limit, threads and temp directory, as every other connection has them
     os.environ.update(warehouse_db.dbt_environment())
     args = ["build"]
+    # after an erasure, the incremental models are rebuilt from the raw tables the person is gone from
+    # (the identity tables that must never be rebuilt say full_refresh=false and keep their rows)
+    if context.run.job_name == ERASURE_REBUILD_JOB:
+        args.append("--full-refresh")
     # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of) is that day
     if as_of := pipelines.sandbox_as_of():
         args += ["--vars", json.dumps({"as_of": as_of})]

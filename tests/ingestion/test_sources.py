@@ -80,6 +80,23 @@ def test_ga4_loads_every_exported_event(loaded: Path, truth: dict) -> None:
     assert days == truth["ga4"]["files"]
 
 
+def test_ga4_rows_carry_the_id_of_the_load_that_wrote_them(loaded: Path) -> None:
+    """dlt does not normalise GA4's imported Parquet files, so the files carry `_dlt_load_id`
+    themselves (the incremental GA4 models compare it): every row's id is a completed load's."""
+    with duckdb.connect(str(loaded / "sources.duckdb"), read_only=True) as connection:
+        unknown, missing = connection.execute(
+            """
+            select
+                count(*) filter (where _dlt_load_id not in (
+                    select load_id from raw_ga4._dlt_loads where status = 0 and schema_name = 'ga4'
+                )),
+                count(*) filter (where _dlt_load_id is null)
+            from raw_ga4.events
+            """
+        ).fetchone()
+    assert (unknown, missing) == (0, 0)
+
+
 def test_second_run_duplicates_nothing(loaded: Path, world: Path) -> None:
     for name in SOURCES:
         _pipeline(name, loaded).run(make_source(name))

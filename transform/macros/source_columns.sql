@@ -7,8 +7,10 @@
 
   `nested` names a nested table dlt writes beside the source table (e.g. orders__line_items); its
   columns are declared in the source table's meta.nested_tables.
+
+  `load_id=true` also selects dlt's `_dlt_load_id` (which load wrote the row), for incremental models.
 -#}
-{% macro source_columns(source_name, table_name, nested=none) -%}
+{% macro source_columns(source_name, table_name, nested=none, load_id=false) -%}
     {%- set root = source(source_name, table_name) -%}
     {%- set relation = root if nested is none else root.incorporate(path={"identifier": nested}) -%}
     {%- if not execute -%}
@@ -24,6 +26,9 @@
             {%- endfor -%}
         {%- else -%}
             {%- do declared.update(node.meta.nested_tables[nested]) -%}
+        {%- endif -%}
+        {%- if load_id -%}
+            {%- do declared.update({'_dlt_load_id': 'varchar'}) -%}
         {%- endif -%}
         {%- set existing = [] -%}
         {%- set found = adapter.get_relation(relation.database, relation.schema, relation.identifier) -%}

@@ -1,14 +1,54 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='session_key',
+        on_schema_change='fail',
+        post_hook="{{ forget_sessions_without_events() }}",
+    )
+}}
 -- One row per GA4 session: where it came from, where it landed, what it looked at and when it
 -- first reached each funnel step.
 -- The funnel is closed: a step's time (<step>_at) is the first time it happened after the previous
 -- step was reached, so a session that adds to cart without viewing an item has not reached
 -- add_to_cart. The open times (first_<step>_at) ignore the order, as the common packaged funnels do.
+-- Incremental: a run rebuilds, from all their events, the sessions with an event on an export day
+-- staging rebuilt since this model's last build, and those whose days were expired; sessions left
+-- without any event are deleted (post-hook).
 {%- set steps = var('funnel_steps') %}
 with
+{%- if is_incremental() %}
+
+-- the export days staging (re)built since this model's last build
+rebuilt_days as (
+    select distinct event_date
+    from {{ ref('stg_ga4__events') }}
+    where _dlt_load_id > {{ last_load_built(this) }}
+),
+
+sessions_to_rebuild as (
+    select session_key
+    from {{ ref('stg_ga4__events') }}
+    where event_date in (select event_date from rebuilt_days)
+    union
+    -- a session that had events on a rebuilt day, or on a day retention expired
+    select session_key
+    from {{ this }} as built
+    where built.session_date < (select min(event_date) from {{ ref('stg_ga4__events') }})
+        or exists (
+            select 1
+            from rebuilt_days
+            where rebuilt_days.event_date between built.session_date and built.last_event_date
+        )
+),
+{%- endif %}
 
 events as (
     select * from {{ ref('stg_ga4__events') }}
     where session_key is not null
+    {%- if is_incremental() %}
+        and session_key in (select session_key from sessions_to_rebuild)
+    {%- endif %}
 ),
 
 session_starts as (
@@ -16,6 +56,7 @@ session_starts as (
         session_key,
         user_pseudo_id,
         min(event_date) as session_date,
+        max(event_date) as last_event_date,
         min(event_at) as started_at,
         max(event_at) as ended_at,
         arg_min(device_category, event_at) as device_category,
@@ -32,6 +73,7 @@ session_starts as (
         -- every view and add, in any order (the funnel columns below keep the closed order)
         count(*) filter (where event_name = 'view_item') as product_views,
         count(*) filter (where event_name = 'add_to_cart') as add_to_carts,
+        max(_dlt_load_id) as _dlt_load_id,
         {%- for step in steps %}
         min(event_at) filter (where event_name = '{{ step }}') as first_{{ step }}_at{{ "," if not loop.last }}
         {%- endfor %}
@@ -90,7 +132,9 @@ final as (
         {%- for step in steps %}
         session_starts.first_{{ step }}_at,
         {%- endfor %}
-        reached_purchase.transaction_id
+        reached_purchase.transaction_id,
+        session_starts.last_event_date,
+        session_starts._dlt_load_id
     from session_starts
     {%- for step in steps %}
     left join reached_{{ step }} on session_starts.session_key = reached_{{ step }}.session_key

@@ -1,16 +1,37 @@
-{{ config(materialized='table') }}
--- A table, not a view: every model reading GA4 events (sessions, identity) would otherwise repeat
--- the distinct over every event loaded (decision 26).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_date',
+        on_schema_change='fail',
+        pre_hook="{{ forget_ga4_days_gone_from_raw() }}",
+    )
+}}
 -- One row per GA4 event, exact duplicates removed, the parameters marts use unnested.
+-- Incremental by export day (macros/incremental.sql): a run rebuilds the days dlt (re)loaded since
+-- the last build and replaces each such day's rows whole, as the raw load does; days retention
+-- deleted from raw are deleted first (pre-hook). `dbt build --full-refresh` rebuilds every day.
 with
 
 events as (
-    {{ source_columns('raw_ga4', 'events') }}
+    select * from ({{ source_columns('raw_ga4', 'events', load_id=true) }}) as raw_events
+    {%- if is_incremental() and raw_ga4_events_exist() %}
+    where event_date in (
+        select event_date
+        from {{ source('raw_ga4', 'events') }}
+        where _dlt_load_id > {{ last_load_built(this) }}
+    )
+    {%- endif %}
 ),
 
 deduplicated as (
-    -- GA4 sends some events twice; an exact copy is the same event
-    select distinct * from events
+    -- GA4 sends some events twice; an exact copy is the same event (a day is loaded whole, so
+    -- copies share their load id)
+    select
+        * exclude (_dlt_load_id),
+        max(_dlt_load_id) as _dlt_load_id
+    from events
+    group by all
 ),
 
 renamed as (
@@ -30,7 +51,8 @@ renamed as (
         traffic_source ->> 'medium' as traffic_medium,
         traffic_source ->> 'name' as traffic_campaign,
         ecommerce ->> 'transaction_id' as transaction_id,
-        cast(ecommerce ->> 'purchase_revenue' as decimal(18, 2)) as purchase_revenue
+        cast(ecommerce ->> 'purchase_revenue' as decimal(18, 2)) as purchase_revenue,
+        _dlt_load_id
     from deduplicated
 ),
 

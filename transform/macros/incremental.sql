@@ -1,0 +1,49 @@
+{#-
+  Helpers of the incremental GA4 models (decision 29). dlt loads GA4 by export day and replaces a
+  re-exported or backfilled day whole, so every row of a day carries the `_dlt_load_id` of the load
+  that wrote it: a day whose load id is newer than any in a model was (re)loaded since the model's
+  last build.
+-#}
+
+{#- The newest dlt load a model has built from ('' before any). -#}
+{% macro last_load_built(relation) -%}
+    (select coalesce(max(_dlt_load_id), '') from {{ relation }})
+{%- endmacro %}
+
+{#- Whether raw_ga4.events exists (a shop that has not loaded GA4 yet has none). -#}
+{% macro raw_ga4_events_exist() -%}
+    {%- set raw = source('raw_ga4', 'events') -%}
+    {{- return(adapter.get_relation(raw.database, raw.schema, raw.identifier) is not none) -}}
+{%- endmacro %}
+
+{#-
+  Pre-hook of stg_ga4__events: in an incremental run, delete the export days raw no longer has
+  (expired by retention, orchestration/retention.py), as a full rebuild would not have them.
+-#}
+{% macro forget_ga4_days_gone_from_raw() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    {%- if raw_ga4_events_exist() %}
+    where event_date not in (
+        select distinct strptime(event_date, '%Y%m%d')::date
+        from {{ source('raw_ga4', 'events') }}
+        where event_date is not null
+    )
+    {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+  Post-hook of int_ga4__sessions: in an incremental run, delete the sessions staging no longer has
+  an event of (their days expired, or a re-exported day dropped them).
+-#}
+{% macro forget_sessions_without_events() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where not exists (
+        select 1
+        from {{ ref('stg_ga4__events') }} as events
+        where events.session_key = {{ this }}.session_key
+    )
+    {%- endif -%}
+{%- endmacro %}
