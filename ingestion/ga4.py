@@ -112,44 +112,87 @@ def duckdb_columns() -> dict[str, str]:
         return {name: str(type_) for name, type_ in zip(relation.columns, relation.types, strict=True)}
 
 
-def write_export_parquet(
-    file: FileItemDict, target: Path, load_id: str, suppression: Suppression | None = None
-) -> int:
-    """One daily export file as a Parquet file of ``EVENT_SCHEMA``'s columns and ``load_id`` (dlt's
-    ``_dlt_load_id``); its number of events.
+def _is_gzipped(file: FileItemDict) -> bool:
+    return file.get("encoding") == "gzip" or file["file_name"].endswith(".gz")
 
-    DuckDB's ``read_json`` gunzips and parses the file with the columns and types given (other
-    export columns and fields are skipped) and ``COPY`` writes the Parquet file. A local file is
-    read by its path, any other through its fsspec file object. A file that is not JSON lines of
-    that shape, or holds an event without ``event_date``, is an error naming the file. Events of
-    people on the ``suppression`` list are left out (and counted in it).
+
+def _is_local(file: FileItemDict) -> bool:
+    return "file" in file.fsspec.protocol
+
+
+def export_batches(files: list[FileItemDict], max_files: int = settings.GA4_FILES_PER_BATCH):
+    """``files`` in batches DuckDB parses in one ``read_json``: up to ``max_files`` local files of
+    the same compression (DuckDB reads several files in parallel, and dlt imports one Parquet file
+    per batch instead of one per day); a file in a bucket is a batch of its own (it is read through
+    its fsspec file object, one at a time)."""
+    batch: list[FileItemDict] = []
+    for file in files:
+        if batch and (
+            len(batch) == max_files
+            or not _is_local(file)
+            or not _is_local(batch[0])
+            or _is_gzipped(file) != _is_gzipped(batch[0])
+        ):
+            yield batch
+            batch = []
+        batch.append(file)
+    if batch:
+        yield batch
+
+
+def write_export_parquet(
+    files: list[FileItemDict], target: Path, load_id: str, suppression: Suppression | None = None
+) -> int:
+    """Daily export files (one batch of ``export_batches``) as one Parquet file of ``EVENT_SCHEMA``'s
+    columns and ``load_id`` (dlt's ``_dlt_load_id``); its number of events.
+
+    DuckDB's ``read_json`` gunzips and parses the files with the columns and types given (other
+    export columns and fields are skipped) and ``COPY`` writes the Parquet file. Local files are
+    read by their paths, a file in a bucket through its fsspec file object. A file that is not JSON
+    lines of that shape, or holds an event without ``event_date``, is an error naming the file (a
+    batch that fails is read again file by file to find it). Events of people on the
+    ``suppression`` list are left out (and counted in it).
     """
-    gzipped = file.get("encoding") == "gzip" or file["file_name"].endswith(".gz")
     try:
-        with duckdb.connect(config=_DUCKDB_SETTINGS) as connection, contextlib.ExitStack() as stack:
-            if "file" in file.fsspec.protocol:
-                source: object = file.local_file_path
-            else:
-                source = stack.enter_context(file.open(mode="rb", compression="disable"))
-            events = connection.read_json(
-                source,
-                columns=duckdb_columns(),
-                format="newline_delimited",
-                compression="gzip" if gzipped else "none",
-            )
-            stamped = events.project(
-                duckdb.StarExpression(), duckdb.ConstantExpression(load_id).alias(LOAD_ID_COLUMN)
-            )
-            stamped.to_parquet(str(target))
-            if suppression:
-                suppression.dropped["events"] += drop_suppressed_events(connection, target, suppression)
-            written, undated = connection.execute(
-                "select count(*), count(*) - count(event_date) from read_parquet(?)", [str(target)]
-            ).fetchone()
-    except duckdb.Error as error:
-        raise ValueError(f"GA4 export file {file['file_name']}: {error}") from error
+        return _write_parquet(files, target, load_id, suppression)
+    except (duckdb.Error, _UndatedEvents) as error:
+        if len(files) > 1:
+            for file in files:  # raises, naming the file, unless the batch as a whole was the problem
+                write_export_parquet([file], target, load_id)
+        names = ", ".join(file["file_name"] for file in files)
+        raise ValueError(f"GA4 export file {names}: {error}") from error
+
+
+class _UndatedEvents(ValueError):
+    pass
+
+
+def _write_parquet(
+    files: list[FileItemDict], target: Path, load_id: str, suppression: Suppression | None
+) -> int:
+    with duckdb.connect(config=_DUCKDB_SETTINGS) as connection, contextlib.ExitStack() as stack:
+        if _is_local(files[0]):
+            source: object = [file.local_file_path for file in files]
+        else:
+            (file,) = files
+            source = stack.enter_context(file.open(mode="rb", compression="disable"))
+        events = connection.read_json(
+            source,
+            columns=duckdb_columns(),
+            format="newline_delimited",
+            compression="gzip" if _is_gzipped(files[0]) else "none",
+        )
+        stamped = events.project(
+            duckdb.StarExpression(), duckdb.ConstantExpression(load_id).alias(LOAD_ID_COLUMN)
+        )
+        stamped.to_parquet(str(target))
+        if suppression:
+            suppression.dropped["events"] += drop_suppressed_events(connection, target, suppression)
+        written, undated = connection.execute(
+            "select count(*), count(*) - count(event_date) from read_parquet(?)", [str(target)]
+        ).fetchone()
     if undated:
-        raise ValueError(f"GA4 export file {file['file_name']}: {undated} events have no event_date")
+        raise _UndatedEvents(f"{undated} events have no event_date")
     return written
 
 
@@ -248,19 +291,19 @@ def make_events_transformer(
         columns={"event_date": {"nullable": True}},
     )
     def events(files: list[FileItemDict]) -> Iterator[DataItemWithMeta]:
-        """GA4 events, one Parquet file per daily export file; a re-exported day replaces its rows."""
+        """GA4 events, one Parquet file per batch of export files; a re-exported day replaces its rows."""
         loaded: dict[str, str] = dlt.current.resource_state().setdefault("loaded_files", {})
         chosen = files_of_days(files, *days) if days else files_to_load(files, loaded, reload_days)
         load_id = dlt.current.load_package_state()["load_id"]
-        for file in chosen:
+        for batch in export_batches(chosen):
             # beside the load packages, so dlt imports the file by a hard link, not a copy
             with tempfile.TemporaryDirectory(dir=dlt.current.pipeline().working_dir) as scratch:
                 target = Path(scratch) / "events.parquet"
-                if events_in_file := write_export_parquet(file, target, load_id, suppression):
+                if events_in_batch := write_export_parquet(batch, target, load_id, suppression):
                     yield dlt.mark.with_file_import(
-                        str(target), "parquet", items_count=events_in_file, hints=_EVENT_TABLE
+                        str(target), "parquet", items_count=events_in_batch, hints=_EVENT_TABLE
                     )
-            loaded[file["file_name"]] = str(file["modification_date"])
+            loaded.update({file["file_name"]: str(file["modification_date"]) for file in batch})
 
     return events
 

@@ -16,6 +16,9 @@ DATASETS = {"shopify": "raw_shopify", "klaviyo": "raw_klaviyo", "ga4": "raw_ga4"
 GA4_FILE_GLOB = "events_*.json.gz"
 # GA4 rewrites a daily export table for up to 3 days while late events arrive.
 GA4_RELOAD_DAYS = 3
+# Export files parsed by one DuckDB read_json into one Parquet file (a day is about 1-2 MB gzipped at
+# 100,000 customers): DuckDB reads them in parallel and dlt imports one file per batch.
+GA4_FILES_PER_BATCH = 16
 
 # Personal data no mart uses is dropped before it reaches the warehouse (GDPR data minimisation).
 # Emails and phones stay: they are the identifiers the customer 360 is stitched on.

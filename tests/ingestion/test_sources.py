@@ -12,7 +12,7 @@ import pytest
 
 from ingestion import settings
 from ingestion.pipelines import SOURCES, SourceConfigError, configure_sources, make_source
-from tests.conftest import read_jsonl
+from tests.conftest import gzip_lines, read_jsonl
 
 
 def _pipeline(name: str, directory: Path) -> dlt.Pipeline:
@@ -233,3 +233,43 @@ def test_loads_keep_no_copies_of_records_outside_the_raw_tables(
     staging = {key: count for key, count in rows.items() if key[0] == "raw_shopify_staging"}
     assert staging and set(staging.values()) == {0}, staging
     assert rows[("raw_shopify", "orders")] == len(read_jsonl(world / "world" / "shopify" / "orders.jsonl"))
+
+
+def test_ga4_reads_a_batch_of_days_at_once_and_names_a_bad_file(world: Path, tmp_path: Path) -> None:
+    """Local export files are parsed in batches (one read_json, one Parquet file); a batch holding a
+    file that is not JSON lines, or an event without event_date, is an error naming that file."""
+    from dlt.sources.filesystem import filesystem
+
+    from ingestion.ga4 import export_batches, write_export_parquet
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    days = sorted((world / "ga4").glob("events_*.json.gz"))[:3]
+    for day in days:
+        (folder / day.name).write_bytes(day.read_bytes())
+
+    def listing() -> list:
+        return sorted(
+            filesystem(bucket_url=str(folder), file_glob="events_*.json.gz"), key=lambda f: f["file_name"]
+        )
+
+    (batch,) = list(export_batches(listing(), max_files=16))
+    assert len(batch) == 3
+    assert [len(b) for b in export_batches(listing(), max_files=2)] == [2, 1]
+    target = tmp_path / "events.parquet"
+    assert write_export_parquet(batch, target, "1780000000.5") == sum(gzip_lines(day) for day in days)
+    with duckdb.connect() as connection:
+        assert connection.execute(
+            "select distinct _dlt_load_id from read_parquet(?)", [str(target)]
+        ).fetchall() == [("1780000000.5",)]
+
+    with gzip.open(folder / "events_20300102.json.gz", "wt") as handle:
+        handle.write('{"event_date": "20300102", "event_name": "page_view"}\n{"event_name": "page_view"}\n')
+    with pytest.raises(
+        ValueError, match=r"^GA4 export file events_20300102.json.gz: 1 events have no event_date$"
+    ):
+        write_export_parquet(listing(), target, "1780000000.5")
+    with gzip.open(folder / "events_20300101.json.gz", "wt") as handle:
+        handle.write("this is not json\n")
+    with pytest.raises(ValueError, match=r"^GA4 export file events_20300101.json.gz: .*JSON"):
+        write_export_parquet(listing(), target, "1780000000.5")

@@ -135,7 +135,7 @@ def test_ga4_drops_every_event_of_a_cookie_that_logs_in_as_an_erased_customer(tm
     (file,) = list(filesystem(bucket_url=str(folder), file_glob="events_*.json.gz"))
     suppression = _suppression(**{SHOPIFY_CUSTOMER: ["11"], SHOPIFY_ORDER: ["99"], GA4_COOKIE: ["c4"]})
     target = tmp_path / "events.parquet"
-    assert write_export_parquet(file, target, "1780000000.5", suppression) == 2
+    assert write_export_parquet([file], target, "1780000000.5", suppression) == 2
     with duckdb.connect() as connection:
         kept = connection.execute(
             "select user_pseudo_id, _dlt_load_id from read_parquet(?) order by 1", [str(target)]
@@ -144,7 +144,7 @@ def test_ga4_drops_every_event_of_a_cookie_that_logs_in_as_an_erased_customer(tm
     assert kept == [("c2", "1780000000.5"), ("c5", "1780000000.5")]
     assert suppression.dropped == {"events": 4}
     # without a suppression list every event stays
-    assert write_export_parquet(file, target, "1780000000.5") == len(events)
+    assert write_export_parquet([file], target, "1780000000.5") == len(events)
 
 
 def test_the_suppression_list_is_read_from_the_warehouse(tmp_path: Path) -> None:
