@@ -126,8 +126,12 @@ def own_world(directory: Path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SHOP360_DATA_DIR", str(directory))
         stop_sandbox()
-        yield directory
-        stop_sandbox()
+        try:
+            yield directory
+        finally:
+            # also when the caller leaves its loop early (a return closes this generator): the
+            # next run must not find this world's fake APIs still serving
+            stop_sandbox()
 
 
 @pytest.fixture(scope="session")
