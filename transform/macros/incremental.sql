@@ -47,3 +47,14 @@
     )
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+  Pre-hook of the models built from stg_ga4__events by export day: in an incremental run, delete
+  the days staging no longer has (retention expired them).
+-#}
+{% macro forget_ga4_days_gone_from_staging() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where event_date not in (select distinct event_date from {{ ref('stg_ga4__events') }})
+    {%- endif -%}
+{%- endmacro %}

@@ -27,16 +27,6 @@ profiles as (
     select * from {{ ref('stg_klaviyo__profiles') }}
 ),
 
-ga4_events as (
-    select
-        user_pseudo_id,
-        user_id,
-        transaction_id,
-        page_location,
-        event_at
-    from {{ ref('stg_ga4__events') }}
-),
-
 -- Shopify customers ---------------------------------------------------------------------------
 
 customer_nodes as (
@@ -178,20 +168,16 @@ profile_observations as (
         ) as linked
 ),
 
--- GA4 cookies (one scan of the events) --------------------------------------------------------
+-- GA4 cookies (from int_ga4__identities, a row per day and identifier combination) ---------
 
 ga4_identities as (
     select
         trim(user_pseudo_id) as cookie_value,
         nullif(trim(user_id), '') as customer_value,
         nullif(trim(transaction_id), '') as order_value,
-        case
-            when contains(page_location, '/checkouts/')
-                then nullif(regexp_extract(page_location, '/checkouts/(?:cn/)?([0-9A-Za-z_-]{16,})', 1), '')
-        end as checkout_token,
-        min(event_at) as first_event_at
-    from ga4_events
-    where nullif(trim(user_pseudo_id), '') is not null
+        checkout_token,
+        min(first_event_at) as first_event_at
+    from {{ ref('int_ga4__identities') }}
     group by all
 ),
 
