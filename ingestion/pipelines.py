@@ -254,12 +254,20 @@ def warehouse_destination(name: str, database: str | os.PathLike[str] | None = N
 MINIMISED_LOAD_SETTINGS = {"load.delete_completed_jobs": True, "load.truncate_staging_dataset": True}
 # dlt gzips the files it hands from extract to normalize to load; they live for one run on local disk
 # and are deleted after the load, so compressing them only costs CPU (a tenth of the API sources' time).
-FAST_LOAD_SETTINGS = {"data_writer.disable_compression": True}
+# The normalizer turns the API sources' JSON into table rows in Python, one core per worker process:
+# two workers use both cores of a small server, given files of at most 250,000 rows to share (one
+# file per table otherwise). At size M, extract + normalize + load: Klaviyo 134.5 s -> 114.3 s
+# (normalize 54.3 -> 32.9), Shopify 92.6 s -> 64.9 s (normalize 54.0 -> 29.5).
+FAST_LOAD_SETTINGS = {
+    "data_writer.disable_compression": True,
+    "normalize.workers": 2,
+    "data_writer.file_max_items": 250_000,
+}
 
 
 def minimise_load_copies() -> None:
-    """Make dlt delete completed load jobs and truncate staging datasets, and not gzip its
-    intermediate files, unless configured otherwise."""
+    """Make dlt delete completed load jobs and truncate staging datasets, not gzip its intermediate
+    files and normalize on two cores, unless configured otherwise."""
     for key, value in {**MINIMISED_LOAD_SETTINGS, **FAST_LOAD_SETTINGS}.items():
         if dlt.config.get(key) is None:
             dlt.config[key] = value

@@ -43,7 +43,9 @@ sessions_to_rebuild as (
 ),
 {%- endif %}
 
-events as (
+-- not materialized: DuckDB would otherwise copy every event, all columns, into a temporary
+-- result before the two reads below (43 s of a 54 s build at size M, most of it spilled to disk)
+events as not materialized (
     select * from {{ ref('stg_ga4__events') }}
     where session_key is not null
     {%- if is_incremental() %}
@@ -59,15 +61,20 @@ session_starts as (
         max(event_date) as last_event_date,
         min(event_at) as started_at,
         max(event_at) as ended_at,
-        arg_min(device_category, event_at) as device_category,
-        arg_min(channel, event_at) as channel,
-        -- the first event's traffic source: where the session came from
-        arg_min(traffic_source, event_at) as traffic_source,
-        arg_min(traffic_medium, event_at) as traffic_medium,
-        arg_min(traffic_campaign, event_at) as traffic_campaign,
-        arg_min(country, event_at) as country,
-        -- the page path only: query strings and fragments can carry campaign ids or an email
-        regexp_extract(arg_min(page_location, event_at), '^[a-z]+://[^/?#]*([^?#]*)', 1) as landing_page,
+        -- the first event's device, channel, traffic source (where the session came from), country
+        -- and page; one arg_min over a struct is three times faster than one per column
+        arg_min(
+            {
+                'device_category': device_category,
+                'channel': channel,
+                'traffic_source': traffic_source,
+                'traffic_medium': traffic_medium,
+                'traffic_campaign': traffic_campaign,
+                'country': country,
+                'page_location': page_location
+            },
+            event_at
+        ) as first_event,
         max(user_id) as user_id,
         count(*) filter (where event_name = 'page_view') as page_views,
         -- every view and add, in any order (the funnel columns below keep the closed order)
@@ -116,13 +123,16 @@ final as (
         session_starts.session_date,
         session_starts.started_at,
         session_starts.ended_at,
-        session_starts.device_category,
-        session_starts.channel,
-        session_starts.traffic_source,
-        session_starts.traffic_medium,
-        session_starts.traffic_campaign,
-        session_starts.country,
-        session_starts.landing_page,
+        session_starts.first_event.device_category,
+        session_starts.first_event.channel,
+        session_starts.first_event.traffic_source,
+        session_starts.first_event.traffic_medium,
+        session_starts.first_event.traffic_campaign,
+        session_starts.first_event.country,
+        -- the page path only: query strings and fragments can carry campaign ids or an email
+        regexp_extract(
+            session_starts.first_event.page_location, '^[a-z]+://[^/?#]*([^?#]*)', 1
+        ) as landing_page,
         session_starts.page_views,
         session_starts.product_views,
         session_starts.add_to_carts,
