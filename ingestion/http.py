@@ -7,15 +7,19 @@ On top of dlt's stock retry (429, 5xx, timeouts, refused connections, exponentia
 - turns a rejected credential (401/403) into one clear error naming the setting, never the secret,
 - parses a JSON body once, with orjson: requests would parse it again on every ``.json()`` call, and
   dlt's data selector, its JSON link paginator and a source reading ``included`` each call it (at
-  size M a third of the client's time was spent parsing pages three times).
+  size M a third of the client's time was spent parsing pages three times),
+- compiles a page's data selector (a JSONPath) once: dlt compiles a selector given as text again
+  for every page, about 0.5 ms each (jsonpath_ng builds its parser every time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 import orjson
+from dlt.common import jsonpath
 from dlt.sources.helpers.requests import Session
 from dlt.sources.helpers.requests.retry import (
     DEFAULT_RETRY_EXCEPTIONS,
@@ -93,4 +97,11 @@ class ApiClient(RESTClient):
 
     def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         kwargs.setdefault("hooks", {"response": [self._check_response]})
+        if isinstance(selector := kwargs.get("data_selector"), str):
+            kwargs["data_selector"] = _compiled(selector)
         yield from super().paginate(*args, **kwargs)
+
+
+@cache
+def _compiled(selector: str) -> jsonpath.JSONPath:
+    return jsonpath.compile_path(selector)

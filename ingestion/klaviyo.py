@@ -136,11 +136,11 @@ def klaviyo_source(
         params = {"page[size]": settings.KLAVIYO_EVENT_PAGE_SIZE, "sort": "datetime", "include": "metric"}
         if since := _since(occurred_since, "datetime"):
             params["filter"] = since
-        for page in client.paginate("/events", params=params):
+        for page in client.paginate("/events", params=params, data_selector="data"):
             body = page.response.json()
             metric_names = {m["id"]: m["attributes"].get("name") for m in body.get("included", [])}
             rows = []
-            for row in _kept("events", [_flatten(resource) for resource in body["data"]], suppression):
+            for row in _kept("events", [_flatten(resource) for resource in page], suppression):
                 row["metric_name"] = metric_names.get(row.get("metric_id"))
                 rows.append(_with_cursor(row, "datetime", "events"))
             yield from split_quarantined(rows)
