@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +14,13 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ingestion import pipelines
 from ingestion.pipelines import stop_sandbox
 from ingestion.sandbox.world import generate_world
 from orchestration.cli import DAGSTER_YAML
+from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.dbt_assets import AS_OF_ENV
+from orchestration.dbt_functions import HASH_KEY_ENV
 from orchestration.nightly import NightlyReport, run_nightly
 
 # Small enough for CI, large enough to hold every planted case (see ingestion/sandbox/README.md).
@@ -115,6 +120,29 @@ def warehouse(nightly: NightlyReport):
     assert nightly.success, nightly.render()
     with duckdb.connect(str(nightly.warehouse), read_only=True) as connection:
         yield connection
+
+
+def run_dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """dbt ``args`` on the warehouse in ``data_dir``, with the environment the Dagster asset gives dbt.
+
+    Its target and logs go to ``data_dir``: the project's target holds the manifest Dagster reads.
+    """
+    env = {
+        **os.environ,
+        "SHOP360_DATA_DIR": str(data_dir),
+        HASH_KEY_ENV: pipelines.hash_key(),
+        AS_OF_ENV: pipelines.sandbox_as_of() or "",
+        "DBT_TARGET_PATH": str(data_dir / "dbt_target"),
+        "DBT_LOG_PATH": str(data_dir / "dbt_logs"),
+    }
+    return subprocess.run(
+        [str(DBT_EXECUTABLE), *args],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def own_world(directory: Path):

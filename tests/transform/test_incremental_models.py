@@ -10,9 +10,7 @@ model must hold the same rows in both, compared both ways with EXCEPT ALL.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,11 +20,10 @@ import pytest
 
 from ingestion import pipelines
 from ingestion.sandbox.world import advance_world
-from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR
-from orchestration.dbt_functions import HASH_KEY_ENV
+from orchestration.constants import DBT_PROJECT_DIR
 from orchestration.nightly import NightlyReport, run_nightly
 from orchestration.retention import expire_ga4_events
-from tests.conftest import own_world
+from tests.conftest import own_world, run_dbt
 
 
 def rebuilt_incremental_models() -> list[str]:
@@ -61,16 +58,7 @@ def compiled_code(report: NightlyReport) -> dict[str, str]:
 
 def full_refresh(data_dir: Path, models: list[str]) -> None:
     """`dbt run --full-refresh` of ``models`` on the warehouse in ``data_dir`` (the Dagster asset's way)."""
-    env = {
-        **os.environ,
-        "SHOP360_DATA_DIR": str(data_dir),
-        HASH_KEY_ENV: pipelines.hash_key(),
-        "DBT_TARGET_PATH": str(data_dir / "dbt_target"),
-        "DBT_LOG_PATH": str(data_dir / "dbt_logs"),
-    }
-    args = [str(DBT_EXECUTABLE), "run", "--full-refresh", "--select", *models]
-    args += ["--vars", json.dumps({"as_of": pipelines.sandbox_as_of()})]
-    done = subprocess.run(args, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900)
+    done = run_dbt(data_dir, "run", "--full-refresh", "--select", *models)
     assert done.returncode == 0, done.stdout[-4000:]
 
 

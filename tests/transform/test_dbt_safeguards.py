@@ -1,0 +1,40 @@
+"""dbt's own safeguards beside the data tests: unit tests.
+
+The unit tests (``unit_tests:`` in the models' YAML) run here, once, and not in the nightly build:
+their inputs are fixed rows, so a night would only repeat them (dbt advises running them in
+development and CI). dbt still reads the column types of each tested model's parents from the
+warehouse, so they run on the session's warehouse after its nightly run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from orchestration.constants import DBT_PROJECT_DIR
+from orchestration.nightly import NightlyReport
+from tests.conftest import run_dbt
+
+
+def manifest() -> dict:
+    return json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+
+
+def run_results(target: Path) -> list[dict]:
+    return json.loads((target / "run_results.json").read_text())["results"]
+
+
+def test_every_dbt_unit_test_passes(nightly: NightlyReport, data_dir: Path) -> None:
+    assert nightly.success, nightly.render()
+    done = run_dbt(data_dir, "test", "--select", "test_type:unit")
+    assert done.returncode == 0, done.stdout[-4000:]
+    results = {result["unique_id"]: result["status"] for result in run_results(data_dir / "dbt_target")}
+    assert sorted(results) == sorted(manifest()["unit_tests"])
+    assert len(results) >= 30 and set(results.values()) == {"pass"}
+
+
+def test_the_nightly_build_runs_no_unit_test(nightly: NightlyReport) -> None:
+    # dagster-dbt gives each run a target folder named after the run
+    (target,) = DBT_PROJECT_DIR.glob(f"target/*-{nightly.run_id[:7]}-*")
+    kinds = {result["unique_id"].split(".")[0] for result in run_results(target)}
+    assert kinds == {"model", "test"}
