@@ -1,15 +1,21 @@
-"""dbt's own safeguards beside the data tests: unit tests.
+"""dbt's own safeguards beside the data tests: unit tests, and the not-null constraints of contracts.
 
 The unit tests (``unit_tests:`` in the models' YAML) run here, once, and not in the nightly build:
 their inputs are fixed rows, so a night would only repeat them (dbt advises running them in
 development and CI). dbt still reads the column types of each tested model's parents from the
 warehouse, so they run on the session's warehouse after its nightly run.
+
+A column of a contracted table that may never be null says so as a contract constraint, which DuckDB
+enforces while dbt fills the table: a null fails that model's build, and no data test has to scan the
+column again afterwards.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import duckdb
 
 from orchestration.constants import DBT_PROJECT_DIR
 from orchestration.nightly import NightlyReport
@@ -38,3 +44,21 @@ def test_the_nightly_build_runs_no_unit_test(nightly: NightlyReport) -> None:
     (target,) = DBT_PROJECT_DIR.glob(f"target/*-{nightly.run_id[:7]}-*")
     kinds = {result["unique_id"].split(".")[0] for result in run_results(target)}
     assert kinds == {"model", "test"}
+
+
+def test_duckdb_enforces_every_not_null_constraint(warehouse: duckdb.DuckDBPyConnection) -> None:
+    declared = {
+        (node["schema"], node["alias"], column["name"])
+        for node in manifest()["nodes"].values()
+        if node["resource_type"] == "model"
+        for column in node["columns"].values()
+        if any(constraint["type"] == "not_null" for constraint in column.get("constraints", []))
+    }
+    assert len(declared) >= 140
+    enforced = set(
+        warehouse.execute(
+            "select schema_name, table_name, unnest(constraint_column_names) from duckdb_constraints() "
+            "where constraint_type = 'NOT NULL'"
+        ).fetchall()
+    )
+    assert declared <= enforced, sorted(declared - enforced)
