@@ -62,8 +62,12 @@ def connect(database: str | os.PathLike[str], read_only: bool = False) -> duckdb
 
 
 def dbt_environment() -> dict[str, str]:
-    """The variables ``transform/profiles.yml`` reads, so dbt's DuckDB gets the same settings."""
+    """The variables ``transform/profiles.yml`` reads, so dbt's DuckDB gets the same settings.
+
+    The data directory is absolute for dbt's working directory. ``shop360 dbt-parse`` and the nightly
+    dbt both use these, so the nightly finds a parse state made with its own profile."""
     return {
+        "SHOP360_DATA_DIR": str(paths.data_dir()),
         "SHOP360_DUCKDB_MEMORY_LIMIT": memory_limit(),
         "SHOP360_DUCKDB_THREADS": str(threads()),
         "SHOP360_DUCKDB_TEMP_DIRECTORY": str(temp_directory()),

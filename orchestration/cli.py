@@ -73,7 +73,7 @@ def dbt_parse() -> None:
     from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
     # the profile a night's dbt has: with it, that dbt re-parses only what changed since (partial parsing)
-    env = {**os.environ, "SHOP360_DATA_DIR": str(paths.data_dir()), **warehouse.dbt_environment()}
+    env = {**os.environ, **warehouse.dbt_environment()}
     subprocess.run(
         [
             str(DBT_EXECUTABLE),

@@ -131,7 +131,7 @@ def keep_partial_parse(run_target: Path) -> None:
     """
     state = run_target / PARTIAL_PARSE_FILE
     if state.exists():
-        kept = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
+        kept = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
         partial = kept.with_suffix(".partial")
         shutil.copyfile(state, partial)
         partial.replace(kept)  # atomic: a run starting now reads the old state or the new one
@@ -144,18 +144,13 @@ def keep_partial_parse(run_target: Path) -> None:
     pool=WAREHOUSE_WRITER_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    # profiles.yml reads the warehouse location from here; make it absolute for dbt's working dir.
-    os.environ["SHOP360_DATA_DIR"] = str(paths.data_dir())
+    # the warehouse location and DuckDB's memory limit, threads and temp directory (profiles.yml)
+    os.environ.update(warehouse_db.dbt_environment())
     # the secret of dbt's keyed_hash() function (orchestration/dbt_functions.py)
     os.environ[HASH_KEY_ENV] = pipelines.hash_key()
-    # DuckDB's memory limit, threads and temp directory, as every other connection has them
-    os.environ.update(warehouse_db.dbt_environment())
-    # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of) is that day. An
-    # environment variable, not a dbt var: a changed var makes dbt parse the whole project again.
-    if as_of := pipelines.sandbox_as_of():
-        os.environ[AS_OF_ENV] = as_of
-    else:
-        os.environ.pop(AS_OF_ENV, None)
+    # a sandbox world ends on its own day: the marts' "now" (dbt macro as_of; empty: the current
+    # time). An environment variable, not a dbt var: a changed var makes dbt parse the whole project.
+    os.environ[AS_OF_ENV] = pipelines.sandbox_as_of() or ""
     # dbt's unit tests have fixed inputs: `make test` runs them once (as dbt advises), not every night
     args = ["build", "--exclude-resource-type", "unit_test"]
     # after an erasure, the incremental models are rebuilt from the raw tables the person is gone from
