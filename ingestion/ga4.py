@@ -1,10 +1,12 @@
 """dlt source for GA4's BigQuery export files (``events_YYYYMMDD``, gzip NDJSON) in a folder or bucket.
 
 Files are listed with dlt's filesystem source (a local folder, or any fsspec URL such as ``gs://``
-or ``s3://``). DuckDB parses each file (``read_json`` with the columns of ``EVENT_SCHEMA``) into a
-Parquet file, which dlt imports as it is (``dlt.mark.with_file_import``): bulk data never passes
-through Python, neither as a dict a row nor as Arrow tables to normalize. The nested
-``event_params`` and ``items`` are kept as they are (JSON columns); dbt staging unnests them.
+or ``s3://``). DuckDB parses each file (``read_json`` of ``EXPORT_FIELDS``, every other field
+skipped) into a Parquet file of the flat ``RAW_COLUMNS``, which dlt imports as it is
+(``dlt.mark.with_file_import``): bulk data never passes through Python, neither as a dict a row nor
+as Arrow tables to normalize. Only the fields marts use are kept, each in a column of its own (the
+three event parameters they read included; ``items`` is not kept): no nested data is turned into
+JSON to load and parsed again in dbt staging (decision 31).
 A day's rows are replaced as a whole (delete-insert on ``event_date``), because GA4 rewrites a
 daily table while late events arrive. dlt does not normalise an imported file, so the file itself
 carries dlt's ``_dlt_load_id`` (the load package's id), as every other raw table does: the
@@ -40,76 +42,79 @@ from dlt.sources.filesystem import FileItemDict, filesystem
 from ingestion import settings
 from ingestion.suppression import GA4_COOKIE, SHOPIFY_CUSTOMER, SHOPIFY_ORDER, Suppression
 
-_PARAM_VALUE = pa.struct(
-    [
-        ("string_value", pa.string()),
-        ("int_value", pa.int64()),
-        ("float_value", pa.float64()),
-        ("double_value", pa.float64()),
-    ]
-)
+# The export fields shop360 reads, as DuckDB types for ``read_json``: a nested field lists only the
+# sub-fields a mart uses, and every other field of the export is skipped while parsing.
+EXPORT_FIELDS = {
+    "event_date": "VARCHAR",
+    "event_timestamp": "BIGINT",
+    "event_name": "VARCHAR",
+    "event_params": 'STRUCT("key" VARCHAR, "value" STRUCT(string_value VARCHAR, int_value BIGINT))[]',
+    "user_pseudo_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "device": "STRUCT(category VARCHAR)",
+    "geo": "STRUCT(country VARCHAR, city VARCHAR)",
+    "traffic_source": 'STRUCT("source" VARCHAR, medium VARCHAR, "name" VARCHAR)',
+    "ecommerce": "STRUCT(transaction_id VARCHAR, purchase_revenue DOUBLE)",
+}
 
-# The export columns shop360 uses; other export columns are ignored (collect only what marts use).
-EVENT_SCHEMA = pa.schema(
-    [
-        ("event_date", pa.string()),
-        ("event_timestamp", pa.int64()),
-        ("event_name", pa.string()),
-        ("event_params", pa.list_(pa.struct([("key", pa.string()), ("value", _PARAM_VALUE)]))),
-        ("user_pseudo_id", pa.string()),
-        ("user_id", pa.string()),
-        (
-            "device",
-            pa.struct(
-                [("category", pa.string()), ("operating_system", pa.string()), ("browser", pa.string())]
-            ),
-        ),
-        ("geo", pa.struct([("country", pa.string()), ("city", pa.string())])),
-        (
-            "traffic_source",
-            pa.struct([("source", pa.string()), ("medium", pa.string()), ("name", pa.string())]),
-        ),
-        (
-            "ecommerce",
-            pa.struct(
-                [
-                    ("transaction_id", pa.string()),
-                    ("purchase_revenue", pa.float64()),
-                    ("total_item_quantity", pa.int64()),
-                ]
-            ),
-        ),
-        (
-            "items",
-            pa.list_(
-                pa.struct(
-                    [
-                        ("item_id", pa.string()),
-                        ("item_name", pa.string()),
-                        ("item_category", pa.string()),
-                        ("price", pa.float64()),
-                        ("quantity", pa.int64()),
-                    ]
-                )
-            ),
-        ),
-    ]
-)
+
+def _param(key: str, value_field: str) -> str:
+    """The value of the event parameter ``key`` (null when the event has none)."""
+    return f"list_filter(event_params, lambda param: param.key = '{key}')[1].value.{value_field}"
+
+
+# The raw table's columns (SQL over EXPORT_FIELDS): flat, so the load and staging never convert
+# nested data to and from JSON. A nested field is named by its path joined by "__", as dlt names
+# the fields it flattens; an event parameter by "event_params__" and its key.
+RAW_COLUMNS = {
+    "event_date": "event_date",
+    "event_timestamp": "event_timestamp",
+    "event_name": "event_name",
+    "user_pseudo_id": "user_pseudo_id",
+    "user_id": "user_id",
+    "event_params__ga_session_id": _param("ga_session_id", "int_value"),
+    "event_params__ga_session_number": _param("ga_session_number", "int_value"),
+    "event_params__page_location": _param("page_location", "string_value"),
+    "device__category": "device.category",
+    "geo__country": "geo.country",
+    "geo__city": "geo.city",
+    "traffic_source__source": "traffic_source.source",
+    "traffic_source__medium": "traffic_source.medium",
+    "traffic_source__name": "traffic_source.name",
+    "ecommerce__transaction_id": "ecommerce.transaction_id",
+    "ecommerce__purchase_revenue": "ecommerce.purchase_revenue",
+}
+# The raw columns' version: a warehouse loaded with another (before 2: nested fields as JSON) loads
+# every export file again, which replaces each day's rows in the current layout.
+RAW_LAYOUT = 2
 # dlt's column for the load that wrote a row, which an imported file must carry itself
 LOAD_ID_COLUMN = "_dlt_load_id"
-# dlt takes the table's columns from this (empty) table: the nested fields become JSON columns
-_EVENT_TABLE = EVENT_SCHEMA.append(pa.field(LOAD_ID_COLUMN, pa.string(), nullable=False)).empty_table()
 
 # DuckDB for parsing one file: bounded memory; any row order (raw has none), so Parquet is written in parallel
 _DUCKDB_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": False}
 
 
+def raw_events(export: duckdb.DuckDBPyRelation, load_id: str) -> duckdb.DuckDBPyRelation:
+    """The raw table's rows (``RAW_COLUMNS`` and ``load_id``) of the events ``export`` parsed."""
+    return export.project(
+        *(duckdb.SQLExpression(expression).alias(name) for name, expression in RAW_COLUMNS.items()),
+        duckdb.ConstantExpression(load_id).alias(LOAD_ID_COLUMN),
+    )
+
+
 @cache
-def duckdb_columns() -> dict[str, str]:
-    """``EVENT_SCHEMA`` as DuckDB column types (DuckDB's own mapping of the Arrow types)."""
+def raw_table() -> pa.Table:
+    """The raw table's columns and types as an empty Arrow table (dlt takes the table's columns from
+    it), typed by DuckDB itself from ``RAW_COLUMNS`` over ``EXPORT_FIELDS``."""
+    typed_nulls = ", ".join(f'null::{type_} as "{name}"' for name, type_ in EXPORT_FIELDS.items())
     with duckdb.connect() as connection:
-        relation = connection.from_arrow(EVENT_SCHEMA.empty_table())
-        return {name: str(type_) for name, type_ in zip(relation.columns, relation.types, strict=True)}
+        empty = raw_events(connection.sql(f"select {typed_nulls} limit 0"), "").to_arrow_table()
+    # DuckDB writes every Parquet column as optional; dlt's load id is never null
+    return empty.set_column(
+        empty.schema.get_field_index(LOAD_ID_COLUMN),
+        pa.field(LOAD_ID_COLUMN, pa.string(), nullable=False),
+        pa.array([], pa.string()),
+    )
 
 
 def _is_gzipped(file: FileItemDict) -> bool:
@@ -178,14 +183,11 @@ def _write_parquet(
             source = stack.enter_context(file.open(mode="rb", compression="disable"))
         events = connection.read_json(
             source,
-            columns=duckdb_columns(),
+            columns=EXPORT_FIELDS,
             format="newline_delimited",
             compression="gzip" if _is_gzipped(files[0]) else "none",
         )
-        stamped = events.project(
-            duckdb.StarExpression(), duckdb.ConstantExpression(load_id).alias(LOAD_ID_COLUMN)
-        )
-        stamped.to_parquet(str(target))
+        raw_events(events, load_id).to_parquet(str(target))
         if suppression:
             suppression.dropped["events"] += drop_suppressed_events(connection, target, suppression)
         written, undated = connection.execute(
@@ -222,7 +224,7 @@ def drop_suppressed_events(
     filtered in SQL, and the file is rewritten only when it holds someone suppressed.
     """
     ids = connection.execute(
-        "select distinct user_pseudo_id, user_id, ecommerce.transaction_id from read_parquet(?)",
+        "select distinct user_pseudo_id, user_id, ecommerce__transaction_id from read_parquet(?)",
         [str(parquet)],
     ).fetchall()
     cookies = suppressed_cookies(ids, suppression)
@@ -238,7 +240,7 @@ def drop_suppressed_events(
             from read_parquet('{parquet}')
             where not coalesce(list_contains($cookies, user_pseudo_id), false)
                 and not coalesce(list_contains($user_ids, user_id), false)
-                and not coalesce(list_contains($orders, ecommerce.transaction_id), false)
+                and not coalesce(list_contains($orders, ecommerce__transaction_id), false)
         ) to '{kept}' (format parquet)
         """,
         {"cookies": cookies, "user_ids": user_ids, "orders": orders},
@@ -292,7 +294,10 @@ def make_events_transformer(
     )
     def events(files: list[FileItemDict]) -> Iterator[DataItemWithMeta]:
         """GA4 events, one Parquet file per batch of export files; a re-exported day replaces its rows."""
-        loaded: dict[str, str] = dlt.current.resource_state().setdefault("loaded_files", {})
+        state = dlt.current.resource_state()
+        if state.get("raw_layout") != RAW_LAYOUT:
+            state.update({"raw_layout": RAW_LAYOUT, "loaded_files": {}})
+        loaded: dict[str, str] = state["loaded_files"]
         chosen = files_of_days(files, *days) if days else files_to_load(files, loaded, reload_days)
         load_id = dlt.current.load_package_state()["load_id"]
         for batch in export_batches(chosen):
@@ -301,7 +306,7 @@ def make_events_transformer(
                 target = Path(scratch) / "events.parquet"
                 if events_in_batch := write_export_parquet(batch, target, load_id, suppression):
                     yield dlt.mark.with_file_import(
-                        str(target), "parquet", items_count=events_in_batch, hints=_EVENT_TABLE
+                        str(target), "parquet", items_count=events_in_batch, hints=raw_table()
                     )
             loaded.update({file["file_name"]: str(file["modification_date"]) for file in batch})
 

@@ -271,7 +271,7 @@ def ga4_purchases_match_web_orders(connection: duckdb.DuckDBPyConnection) -> dg.
     first_day, last_day, purchases = connection.execute(
         """
         select min(strptime(event_date, '%Y%m%d'))::date, max(strptime(event_date, '%Y%m%d'))::date,
-            count(distinct ecommerce ->> 'transaction_id') filter (where event_name = 'purchase')
+            count(distinct ecommerce__transaction_id) filter (where event_name = 'purchase')
         from raw_ga4.events
         """
     ).fetchone()

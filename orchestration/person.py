@@ -77,6 +77,7 @@ OWNER_COLUMNS = {
     "order_id": SHOPIFY_ORDER,
     "last_order_id": SHOPIFY_ORDER,
     "transaction_id": SHOPIFY_ORDER,  # GA4's purchase id is the Shopify order id
+    "ecommerce__transaction_id": SHOPIFY_ORDER,  # the same, as raw GA4 holds it
     "converted_order_id": SHOPIFY_ORDER,
     "event_properties___event_id": SHOPIFY_ORDER,  # Klaviyo's Placed Order names the Shopify order
     "checkout_id": SHOPIFY_CHECKOUT,
@@ -107,7 +108,8 @@ RECORD_ID_TYPES = {
     "checkouts": SHOPIFY_CHECKOUT,
     "profiles": KLAVIYO_PROFILE,
 }
-# JSON columns with an identifier inside: column -> field -> type
+# JSON columns with an identifier inside: column -> field -> type (raw GA4's ecommerce, in rows
+# loaded before raw GA4 was flat)
 JSON_FIELDS = {"ecommerce": {"transaction_id": SHOPIFY_ORDER}}
 # Columns that mention a phone: the row is not the person's for it, but the phone is
 PHONE_COLUMNS = ("phone", "phone_number")

@@ -1,17 +1,3 @@
-{#- A GA4 event parameter by key, from the repeated event_params JSON. -#}
-{% macro ga4_param(key, value_field='string_value', value_type='varchar') -%}
-    cast(
-        list_filter(
-            cast(event_params as struct(
-                key varchar,
-                value struct(string_value varchar, int_value bigint, float_value double, double_value double)
-            )[]),
-            lambda param: param.key = '{{ key }}'
-        )[1].value.{{ value_field }}
-        as {{ value_type }}
-    )
-{%- endmacro %}
-
 {#- The marketing channel of a visit, from its source and medium (GA4's default grouping, simplified). -#}
 {% macro channel_from_source_medium(source, medium) -%}
     case

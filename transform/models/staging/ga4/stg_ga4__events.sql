@@ -7,7 +7,7 @@
         pre_hook="{{ forget_ga4_days_gone_from_raw() }}",
     )
 }}
--- One row per GA4 event, exact duplicates removed, the parameters marts use unnested.
+-- One row per GA4 event, exact duplicates removed, renamed for the marts.
 -- Incremental by export day (macros/incremental.sql): a run rebuilds the days dlt (re)loaded since
 -- the last build and replaces each such day's rows whole, as the raw load does; days retention
 -- deleted from raw are deleted first (pre-hook). `dbt build --full-refresh` rebuilds every day.
@@ -37,17 +37,17 @@ renamed as (
         event_name,
         user_pseudo_id,
         user_id,
-        user_pseudo_id || ':' || {{ ga4_param('ga_session_id', 'int_value', 'bigint') }} as session_key,
-        {{ ga4_param('ga_session_number', 'int_value', 'bigint') }} as session_number,
-        {{ ga4_param('page_location') }} as page_location,
-        device ->> 'category' as device_category,
-        geo ->> 'country' as country,
-        geo ->> 'city' as city,
-        traffic_source ->> 'source' as traffic_source,
-        traffic_source ->> 'medium' as traffic_medium,
-        traffic_source ->> 'name' as traffic_campaign,
-        ecommerce ->> 'transaction_id' as transaction_id,
-        cast(ecommerce ->> 'purchase_revenue' as decimal(18, 2)) as purchase_revenue,
+        user_pseudo_id || ':' || event_params__ga_session_id as session_key,
+        event_params__ga_session_number as session_number,
+        event_params__page_location as page_location,
+        device__category as device_category,
+        geo__country as country,
+        geo__city as city,
+        traffic_source__source as traffic_source,
+        traffic_source__medium as traffic_medium,
+        traffic_source__name as traffic_campaign,
+        ecommerce__transaction_id as transaction_id,
+        cast(ecommerce__purchase_revenue as decimal(18, 2)) as purchase_revenue,
         _dlt_load_id
     from deduplicated
 ),
