@@ -14,6 +14,10 @@ from orchestration.nightly import table_exists
 from orchestration.raw_assets import GA4_PARTITIONS
 from orchestration.retention import retention_cutoff
 
+# Rows an older shop360 loaded keep the export's nested fields in JSON columns, this one among them
+# (before decision 31); the days they are of do not count as loaded, so a night loads them again.
+OLD_LAYOUT_COLUMN = "event_params"
+
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -23,10 +27,12 @@ class NoExportFiles(RuntimeError):
 
 
 def loaded_days() -> set[str]:
-    """The export days the warehouse holds events of (ISO dates).
+    """The export days the warehouse holds events of in the current raw layout (ISO dates).
 
     Read from the warehouse, not from Dagster's record of materialised partitions: a warehouse
     rebuilt from scratch, or a run recorded in another instance, must not make days look loaded.
+    A day loaded by an older shop360 (``OLD_LAYOUT_COLUMN`` set) is not loaded: the first night after
+    an upgrade loads every day with a file again, and each day's rows are replaced.
     """
     warehouse = paths.warehouse_path()
     if not warehouse.exists():
@@ -34,7 +40,15 @@ def loaded_days() -> set[str]:
     with warehouse_db.connect(warehouse, read_only=True) as connection:
         if not table_exists(connection, "raw_ga4", "events"):
             return set()
-        rows = connection.execute("select distinct event_date from raw_ga4.events").fetchall()
+        old_layout = connection.execute(
+            "select count(*) from duckdb_columns() "
+            "where schema_name = 'raw_ga4' and table_name = 'events' and column_name = ?",
+            [OLD_LAYOUT_COLUMN],
+        ).fetchone()[0]
+        in_current_layout = f"{OLD_LAYOUT_COLUMN} is null" if old_layout else "true"
+        rows = connection.execute(
+            f"select distinct event_date from raw_ga4.events where {in_current_layout}"
+        ).fetchall()
     return {f"{day[:4]}-{day[4:6]}-{day[6:]}" for (day,) in rows}
 
 
