@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
-# the venv's tools (dbt for dagster-dbt's manifest preparation) come first, activated or not
+# the venv's tools come first, activated or not
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install manifest browser demo test ui bench lint clean
@@ -30,8 +30,11 @@ browser:
 demo: manifest
 	$(BIN)/shop360 demo
 
+# Two pytest workers use both cores of a small server; each takes whole test files, whose
+# session fixtures (the session world and its nightly) it builds once for itself.
+TEST_WORKERS ?= 2
 test: manifest browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ui: manifest
 	$(BIN)/shop360 prepare-dagster-home

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-from ingestion import paths, warehouse
+from ingestion import paths
 
 DEFAULT_SEED = 42
 DEFAULT_CUSTOMERS = 1000
@@ -70,23 +69,9 @@ def _serve(args: argparse.Namespace) -> None:
 
 def dbt_parse() -> None:
     """Build the dbt manifest that dagster-dbt reads when the definitions are imported."""
-    from orchestration.constants import DBT_EXECUTABLE, DBT_PROJECT_DIR
+    from orchestration.dbt_manifest import parse_project
 
-    # the profile a night's dbt has: with it, that dbt re-parses only what changed since (partial parsing)
-    env = {**os.environ, **warehouse.dbt_environment()}
-    subprocess.run(
-        [
-            str(DBT_EXECUTABLE),
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-        ],
-        check=True,
-        env=env,
-    )
+    parse_project()
 
 
 def prepare_dagster_home() -> Path:

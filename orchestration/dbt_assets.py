@@ -2,7 +2,6 @@
 
 import datetime as dt
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.dbt_project import using_dagster_dev
 
 from ingestion import paths, pipelines
 from ingestion import warehouse as warehouse_db
@@ -22,17 +22,16 @@ from orchestration.constants import (
     WAREHOUSE_WRITER_POOL,
 )
 from orchestration.dbt_functions import HASH_KEY_ENV
+from orchestration.dbt_manifest import PARTIAL_PARSE_FILE, parse_project, swap_in
 from orchestration.nightly import table_exists
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# `dagster dev` builds the manifest itself; tests, CI and `make demo` run `shop360 dbt-parse` first.
-# Its preparer runs plain `dbt`: put the dbt beside this Python first on PATH, venv activated or not.
-if str(DBT_EXECUTABLE.parent) not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = os.pathsep.join([str(DBT_EXECUTABLE.parent), os.environ.get("PATH", "")])
-dbt_project.prepare_if_dev()
+# Tests, CI and `make demo` run `shop360 dbt-parse` first. `dagster dev` parses the project again
+# whenever it loads the code, so edited models show up; as `shop360 dbt-parse` does, not with
+# dagster-dbt's `prepare_if_dev`, whose dbt writes the manifest in place while others may read it.
+if using_dagster_dev():
+    parse_project()
 
-# dbt's parse state, which lets the next dbt run parse only what changed
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 # "now" for the marts (dbt macro as_of) when the sources are a simulated world
 AS_OF_ENV = "SHOP360_AS_OF"
 
@@ -131,10 +130,8 @@ def keep_partial_parse(run_target: Path) -> None:
     """
     state = run_target / PARTIAL_PARSE_FILE
     if state.exists():
-        kept = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
-        partial = kept.with_suffix(".partial")
-        shutil.copyfile(state, partial)
-        partial.replace(kept)  # atomic: a run starting now reads the old state or the new one
+        # a run starting now reads the old state or the new one
+        swap_in(state, dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE)
 
 
 @dbt_assets(

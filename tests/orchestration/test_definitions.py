@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion.paths import PROJECT_ROOT
+from orchestration.dbt_manifest import MANIFEST_FILE, PARTIAL_PARSE_FILE, TARGET_DIR, parse_project
 from orchestration.definitions import defs
 
 
@@ -109,3 +111,20 @@ def test_no_dbt_model_owns_the_erasure_tables() -> None:
 
     every, _ = dbt_relations()
     assert not every & PYTHON_OWNED
+
+
+def test_a_new_parse_swaps_the_manifest_in_whole() -> None:
+    """Processes import the definitions (and read the manifest) while `dagster dev` or `make manifest`
+    parses again: the new files replace the old ones in one step, never written in place."""
+    kept = {name: TARGET_DIR / name for name in (MANIFEST_FILE, PARTIAL_PARSE_FILE)}
+    with kept[MANIFEST_FILE].open() as reader:  # a process that opened the manifest before the parse
+        before = {name: path.stat().st_ino for name, path in kept.items()}
+        parse_project()
+        old_manifest = json.load(reader)
+    for name, path in kept.items():
+        assert path.stat().st_ino != before[name], f"{name} was written in place"
+    # the reader got the whole old file; the new one is whole too and names the same models
+    new_manifest = json.loads(kept[MANIFEST_FILE].read_text())
+    assert old_manifest["nodes"].keys() == new_manifest["nodes"].keys()
+    assert "model.shop360.customer_360" in new_manifest["nodes"]
+    assert not [path.name for path in TARGET_DIR.iterdir() if path.name.startswith(".")]
