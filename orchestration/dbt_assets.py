@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +35,10 @@ if using_dagster_dev():
 
 # "now" for the marts (dbt macro as_of) when the sources are a simulated world
 AS_OF_ENV = "SHOP360_AS_OF"
+
+# dagster-dbt gives each dbt run a target folder of its own (its run_results.json, compiled SQL and
+# dbt.log, about 15 MB): those of the last two weeks of nights are kept, older ones deleted
+KEPT_RUN_TARGETS = 14
 
 # Rows of a mart shown on its asset page after each run
 PREVIEW_ROWS = 5
@@ -134,6 +139,21 @@ def keep_partial_parse(run_target: Path) -> None:
         swap_in(state, dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE)
 
 
+def prune_run_targets(run_target: Path, keep: int = KEPT_RUN_TARGETS) -> list[Path]:
+    """Delete all but the newest ``keep`` run target folders beside ``run_target`` (named as it is,
+    ``<op>-<run id>-<id>``); the folders deleted."""
+    op_name = run_target.name.split("-")[0]
+    folders = sorted(
+        (folder for folder in run_target.parent.glob(f"{op_name}-*-*") if folder.is_dir()),
+        key=lambda folder: folder.stat().st_mtime,
+        reverse=True,
+    )
+    for folder in folders[keep:]:
+        # another run may be deleting the same folder
+        shutil.rmtree(folder, ignore_errors=True)
+    return folders[keep:]
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -157,6 +177,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     invocation = dbt.cli(args, context=context, raise_on_error=False)
     yield from with_table_metadata(context, list(invocation.stream()))
     keep_partial_parse(invocation.target_path)
+    prune_run_targets(invocation.target_path)
     if error := invocation.get_error():
         raise error
 

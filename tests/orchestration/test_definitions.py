@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion.paths import PROJECT_ROOT
+from orchestration.dbt_assets import KEPT_RUN_TARGETS, prune_run_targets
 from orchestration.dbt_manifest import MANIFEST_FILE, PARTIAL_PARSE_FILE, TARGET_DIR, parse_project
 from orchestration.definitions import defs
 
@@ -128,3 +130,23 @@ def test_a_new_parse_swaps_the_manifest_in_whole() -> None:
     assert old_manifest["nodes"].keys() == new_manifest["nodes"].keys()
     assert "model.shop360.customer_360" in new_manifest["nodes"]
     assert not [path.name for path in TARGET_DIR.iterdir() if path.name.startswith(".")]
+
+
+def test_only_the_last_two_weeks_of_dbt_run_folders_are_kept(tmp_path: Path) -> None:
+    """Each dbt run leaves a target folder of its own: a year of nights must not fill the disk."""
+    runs = []
+    for night in range(KEPT_RUN_TARGETS + 3):
+        folder = tmp_path / f"dbt_models-{night:07d}-{night:07x}"
+        (folder / "compiled").mkdir(parents=True)
+        (folder / "run_results.json").write_text("{}")
+        os.utime(folder, (1_700_000_000 + night * 86_400,) * 2)
+        runs.append(folder)
+    others = [tmp_path / "compiled", tmp_path / "other_op-0000001-0000001", tmp_path / "manifest.json"]
+    others[0].mkdir()
+    others[1].mkdir()
+    others[2].write_text("{}")
+
+    deleted = prune_run_targets(runs[-1])
+
+    assert deleted == runs[2::-1]
+    assert sorted(tmp_path.iterdir()) == sorted(runs[3:] + others)
