@@ -3,6 +3,7 @@
 import datetime as dt
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -36,8 +37,9 @@ if using_dagster_dev():
 # "now" for the marts (dbt macro as_of) when the sources are a simulated world
 AS_OF_ENV = "SHOP360_AS_OF"
 
-# dagster-dbt gives each dbt run a target folder of its own (its run_results.json, compiled SQL and
-# dbt.log, about 15 MB): those of the last two weeks of nights are kept, older ones deleted
+# Each dbt run writes its run_results.json, compiled SQL and dbt.log (about 15 MB) to a folder of its
+# own under the data directory: those of the last two weeks of nights are kept, older ones deleted
+RUN_TARGETS_DIR = "dbt_runs"
 KEPT_RUN_TARGETS = 14
 
 # Rows of a mart shown on its asset page after each run
@@ -139,6 +141,15 @@ def keep_partial_parse(run_target: Path) -> None:
         swap_in(state, dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE)
 
 
+def new_run_target(context: dg.AssetExecutionContext) -> Path:
+    """This dbt run's target folder: ``<data dir>/dbt_runs/<op>-<run id>-<id>`` (dagster-dbt's naming;
+    its default place is the project's target folder, shared by every data directory)."""
+    return (
+        paths.data_dir() / RUN_TARGETS_DIR / f"{context.op_execution_context.op.name}-"
+        f"{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    )
+
+
 def prune_run_targets(run_target: Path, keep: int = KEPT_RUN_TARGETS) -> list[Path]:
     """Delete all but the newest ``keep`` run target folders beside ``run_target`` (named as it is,
     ``<op>-<run id>-<id>``); the folders deleted."""
@@ -174,7 +185,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # (the identity tables that must never be rebuilt say full_refresh=false and keep their rows)
     if context.run.job_name == ERASURE_REBUILD_JOB:
         args.append("--full-refresh")
-    invocation = dbt.cli(args, context=context, raise_on_error=False)
+    invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=new_run_target(context))
     yield from with_table_metadata(context, list(invocation.stream()))
     keep_partial_parse(invocation.target_path)
     prune_run_targets(invocation.target_path)

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.constants import DBT_PROJECT_DIR
+from orchestration.dbt_assets import RUN_TARGETS_DIR
 from orchestration.nightly import NightlyReport
 from tests.conftest import run_dbt
 
@@ -40,8 +41,8 @@ def test_every_dbt_unit_test_passes(nightly: NightlyReport, data_dir: Path) -> N
 
 
 def test_the_nightly_build_runs_no_unit_test(nightly: NightlyReport) -> None:
-    # dagster-dbt gives each run a target folder named after the run
-    (target,) = DBT_PROJECT_DIR.glob(f"target/*-{nightly.run_id[:7]}-*")
+    # each run's dbt writes to a folder of its own, named after the run, in the data directory
+    (target,) = nightly.warehouse.parent.glob(f"{RUN_TARGETS_DIR}/*-{nightly.run_id[:7]}-*")
     kinds = {result["unique_id"].split(".")[0] for result in run_results(target)}
     assert kinds == {"model", "test"}
 

@@ -21,6 +21,7 @@ import pytest
 from ingestion import pipelines
 from ingestion.sandbox.world import advance_world
 from orchestration.constants import DBT_PROJECT_DIR
+from orchestration.dbt_assets import RUN_TARGETS_DIR
 from orchestration.nightly import NightlyReport, run_nightly
 from orchestration.retention import expire_ga4_events
 from tests.conftest import own_world, run_dbt
@@ -49,7 +50,7 @@ def model_relations() -> dict[str, str]:
 
 def compiled_code(report: NightlyReport) -> dict[str, str]:
     """The SQL each model ran in the run's `dbt build` (from its run results)."""
-    (results,) = DBT_PROJECT_DIR.glob(f"target/*-{report.run_id[:7]}-*/run_results.json")
+    (results,) = report.warehouse.parent.glob(f"{RUN_TARGETS_DIR}/*-{report.run_id[:7]}-*/run_results.json")
     return {
         result["unique_id"].split(".")[-1]: result.get("compiled_code") or ""
         for result in json.loads(results.read_text())["results"]
