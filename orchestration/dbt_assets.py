@@ -24,7 +24,7 @@ from orchestration.constants import (
     WAREHOUSE_WRITER_POOL,
 )
 from orchestration.dbt_functions import HASH_KEY_ENV
-from orchestration.dbt_manifest import PARTIAL_PARSE_FILE, parse_project, swap_in
+from orchestration.dbt_manifest import PARTIAL_PARSE_FILE, TARGET_DIR, parse_project, swap_in
 from orchestration.nightly import table_exists
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -138,7 +138,7 @@ def keep_partial_parse(run_target: Path) -> None:
     state = run_target / PARTIAL_PARSE_FILE
     if state.exists():
         # a run starting now reads the old state or the new one
-        swap_in(state, dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE)
+        swap_in(state, TARGET_DIR / PARTIAL_PARSE_FILE)
 
 
 def new_run_target(context: dg.AssetExecutionContext) -> Path:

@@ -52,7 +52,7 @@ from ingestion.suppression import (
     normalise,
 )
 from ingestion.suppression import TABLE as SUPPRESSIONS_TABLE
-from orchestration.constants import DBT_PROJECT_DIR
+from orchestration.dbt_manifest import MANIFEST_FILE, TARGET_DIR
 from orchestration.publish import SNAPSHOT_FILE
 
 PERSON_TABLE = "erasure_person"
@@ -311,7 +311,7 @@ def dlt_datasets(connection: duckdb.DuckDBPyConnection) -> set[str]:
 
 def dbt_relations() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """(schema, name) of every dbt model, and of the incremental ones (never rebuilt by ``dbt build``)."""
-    manifest_path = DBT_PROJECT_DIR / "target" / "manifest.json"
+    manifest_path = TARGET_DIR / MANIFEST_FILE
     if not manifest_path.exists():
         raise FileNotFoundError(f"no dbt manifest at {manifest_path}: run `shop360 dbt-parse` first")
     nodes = json.loads(manifest_path.read_text())["nodes"].values()

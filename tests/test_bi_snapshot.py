@@ -16,12 +16,12 @@ import duckdb
 import pytest
 
 from ingestion.pii import keyed_hash
-from orchestration.constants import DBT_PROJECT_DIR
+from orchestration.dbt_manifest import MANIFEST_FILE, TARGET_DIR
 from orchestration.nightly import NightlyReport
 from orchestration.publish import DESCRIPTION_PARQUET, KEYED_HASH, PARQUET_LINK, read_marts
 from tests.pii_scan import Finding, parquet_relations, planted_identifiers, scan, snapshot_relations
 
-MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+MANIFEST = TARGET_DIR / MANIFEST_FILE
 # Joins between hashed columns that BI queries make: (table, column) pairs holding the same ids
 HASHED_JOINS = [
     (("fct_funnel_sessions", "converted_order_id"), ("fct_orders", "order_id")),

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.constants import DBT_PROJECT_DIR
 from orchestration.dbt_assets import RUN_TARGETS_DIR
+from orchestration.dbt_manifest import MANIFEST_FILE, TARGET_DIR
 from orchestration.nightly import NightlyReport
 from tests.conftest import run_dbt
 
 
 def manifest() -> dict:
-    return json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    return json.loads((TARGET_DIR / MANIFEST_FILE).read_text())
 
 
 def run_results(target: Path) -> list[dict]:

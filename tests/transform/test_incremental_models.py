@@ -20,8 +20,8 @@ import pytest
 
 from ingestion import pipelines
 from ingestion.sandbox.world import advance_world
-from orchestration.constants import DBT_PROJECT_DIR
 from orchestration.dbt_assets import RUN_TARGETS_DIR
+from orchestration.dbt_manifest import MANIFEST_FILE, TARGET_DIR
 from orchestration.nightly import NightlyReport, run_nightly
 from orchestration.retention import expire_ga4_events
 from tests.conftest import own_world, run_dbt
@@ -29,7 +29,7 @@ from tests.conftest import own_world, run_dbt
 
 def rebuilt_incremental_models() -> list[str]:
     """The incremental models a full refresh rebuilds (not the identity tables that keep keys)."""
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((TARGET_DIR / MANIFEST_FILE).read_text())
     return sorted(
         node["name"]
         for node in manifest["nodes"].values()
@@ -40,7 +40,7 @@ def rebuilt_incremental_models() -> list[str]:
 
 
 def model_relations() -> dict[str, str]:
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((TARGET_DIR / MANIFEST_FILE).read_text())
     return {
         node["name"]: f'"{node["schema"]}"."{node["alias"]}"'
         for node in manifest["nodes"].values()
