@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -9,9 +10,11 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from ingestion.paths import PROJECT_ROOT
-from orchestration.dbt_assets import KEPT_RUN_TARGETS, prune_run_targets
+from orchestration.constants import DBT_EXECUTABLE
+from orchestration.dbt_assets import KEPT_RUN_TARGETS, dbt_resource, prune_run_targets
 from orchestration.dbt_manifest import MANIFEST_FILE, PARTIAL_PARSE_FILE, TARGET_DIR, parse_project
 from orchestration.definitions import defs
 
@@ -150,3 +153,17 @@ def test_only_the_last_two_weeks_of_dbt_run_folders_are_kept(tmp_path: Path) -> 
 
     assert deleted == runs[2::-1]
     assert sorted(tmp_path.iterdir()) == sorted(runs[3:] + others)
+
+
+def test_the_dbt_resource_skips_only_the_version_process_and_the_unused_adapter() -> None:
+    """dagster-dbt still asks for the dbt version and the adapter through the two private methods
+    shop360's resource replaces (an upgrade renaming them would quietly bring back 3–4 s a run),
+    and the version shop360 assumes is the one the dbt it runs reports."""
+    before_each_command = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in before_each_command
+    assert "self._initialize_dbt_core_adapter(" in before_each_command
+    reported = subprocess.run(
+        [str(DBT_EXECUTABLE), "--version"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert f"installed: {dbt_resource._cli_version}" in reported
+    assert dbt_resource._initialize_dbt_core_adapter(["build"]) is None
