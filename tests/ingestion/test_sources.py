@@ -13,7 +13,7 @@ import pytest
 
 from ingestion import settings
 from ingestion.pipelines import SOURCES, SourceConfigError, configure_sources, make_source
-from tests.conftest import gzip_lines, read_jsonl
+from tests.conftest import gzip_lines, own_world, read_jsonl
 
 
 def _pipeline(name: str, directory: Path) -> dlt.Pipeline:
@@ -316,6 +316,40 @@ def test_loads_keep_no_copies_of_records_outside_the_raw_tables(
     staging = {key: count for key, count in rows.items() if key[0] == "raw_shopify_staging"}
     assert staging and set(staging.values()) == {0}, staging
     assert rows[("raw_shopify", "orders")] == len(read_jsonl(world / "world" / "shopify" / "orders.jsonl"))
+
+
+def test_only_a_first_load_normalises_in_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dlt's normaliser gets its two worker processes for a source's first load, and normalises the
+    next day's changes in the run's own process (pipelines.make_pipeline)."""
+    from dlt.common.runners import pool_runner
+    from dlt.normalize.configuration import NormalizeConfiguration
+
+    from ingestion.pipelines import make_pipeline, stop_sandbox
+    from ingestion.sandbox.world import advance_world
+
+    normalize_pools = []
+    create_pool = pool_runner.create_pool
+
+    def recording_create_pool(config):
+        if isinstance(config, NormalizeConfiguration):
+            normalize_pools.append((config.workers, config.pool_type))
+        return create_pool(config)
+
+    monkeypatch.setattr(pool_runner, "create_pool", recording_create_pool)
+    for directory in own_world(tmp_path):
+        for load in ("first", "next day"):
+            if load == "next day":
+                advance_world(directory / "sandbox", 1)
+                stop_sandbox()  # the fake APIs serve the advanced world
+            assert configure_sources() == "sandbox"
+            pipeline = make_pipeline("shopify")
+            assert pipeline.first_run == (load == "first")
+            pipeline.run(make_source("shopify"))
+            assert pipeline.last_trace.last_normalize_info.row_counts["orders"] > 0, load
+    # "none": dlt's NullExecutor, which normalises in the calling process
+    assert normalize_pools == [(2, "process"), (1, "none")]
 
 
 def test_ga4_reads_a_batch_of_days_at_once_and_names_a_bad_file(world: Path, tmp_path: Path) -> None:
