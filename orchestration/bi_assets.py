@@ -58,7 +58,7 @@ def bi_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         bi_dir=paths.bi_dir(),
         manifest=dbt_project.manifest_path,
         hash_key=pipelines.hash_key(),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     context.log.info(
         f"published {len(snapshot.rows)} marts ({sum(snapshot.rows.values()):,} rows) to {snapshot.path} "

@@ -43,7 +43,10 @@ GROUPS = (
     "audit",
     "bi",
 )
+# how long a locator's action or assertion waits: a busy CI machine has shown the UI still "Loading..."
+# past expect()'s own 5 s default, which page.set_default_timeout() does not change
 UI_TIMEOUT_MS = 60_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 def _free_port() -> int:
