@@ -339,7 +339,14 @@ def read_run(home: Path) -> dict:
                 continue
             stage = stages.setdefault(
                 _stage_of(event.step_key),
-                {"wall_s": 0.0, "rows": None, "steps": [], "checks_passed": 0, "checks_failed": 0},
+                {
+                    "wall_s": 0.0,
+                    "rows": None,
+                    "steps": [],
+                    "checks_passed": 0,
+                    "checks_failed": 0,
+                    "checks_warned": 0,
+                },
             )
             if event.event_type == kinds.STEP_START:
                 started[event.step_key] = entry.timestamp
@@ -358,8 +365,13 @@ def read_run(home: Path) -> dict:
                         "Execution Duration"
                     ].value
             elif event.event_type == kinds.ASSET_CHECK_EVALUATION:
-                passed = event.event_specific_data.passed
-                stage["checks_passed" if passed else "checks_failed"] += 1
+                evaluation = event.event_specific_data
+                if evaluation.passed:
+                    stage["checks_passed"] += 1
+                elif evaluation.severity == dg.AssetCheckSeverity.WARN:  # reported, the run goes on
+                    stage["checks_warned"] += 1
+                else:
+                    stage["checks_failed"] += 1
     return {"run_id": run.run_id, "status": run.status.value, "stages": stages, "first_step_at": first_step}
 
 
@@ -455,7 +467,9 @@ def summarise(runs: list[dict]) -> dict:
             if "models_s" in present[0]:
                 models = present[0]["models_s"]
                 stage["models"] = len(models)
-                stage["tests"] = present[0]["checks_passed"] + present[0]["checks_failed"]
+                stage["tests"] = sum(
+                    present[0][key] for key in ("checks_passed", "checks_failed", "checks_warned")
+                )
                 stage["models_s_sum"] = _median([sum(item["models_s"].values()) for item in present])
                 slowest = sorted(models, key=models.get, reverse=True)[:SLOWEST_MODELS]
                 stage["slowest_models_s"] = {

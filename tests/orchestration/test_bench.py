@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ STAGES = {
     "publish",
     "other",
 }
+CHECK_OUTCOMES = ("checks_passed", "checks_failed", "checks_warned")
 
 
 @pytest.mark.e2e
@@ -71,6 +73,12 @@ def test_bench_xs_smoke(tmp_path: Path) -> None:
         assert rows["raw_klaviyo.events"] == world["klaviyo_events"], kind
         assert rows["raw_ga4.events"] == world["ga4_events"], kind
         assert result["stages"]["dbt build"]["checks_failed"] == 0
+        # check outcomes per stage add up to what the run's own summary says (a WARN is no failure)
+        summary = re.search(
+            r"checks: (\d+) passed, (\d+) failed, (\d+) warnings", Path(result["log"]).read_text()
+        )
+        counted = [sum(stage.get(key, 0) for stage in result["stages"].values()) for key in CHECK_OUTCOMES]
+        assert counted == [int(number) for number in summary.groups()], kind
 
     # the full run loads every record; the next night only the new and changed ones
     full, incremental = run["full"]["stages"], run["incremental"]["stages"]
