@@ -47,7 +47,15 @@ def test_bench_xs_smoke(tmp_path: Path) -> None:
     header = " ".join(bench.TABLE_HEADER).split()  # the words of the table's header line, aligned
     assert header == ["stage", "full", "s", "rows", "rows/s", "incr.", "s", "rows", "rows/s"]
     assert header in [line.split() for line in done.stdout.splitlines()], done.stdout
-    assert "GA4 ingestion / read_json" in done.stdout
+    targets = done.stdout.split("targets (set for size M on a 2-core machine), for reference:\n")[
+        1
+    ].splitlines()
+    assert [line.split(":")[0] for line in targets[:4]] == [
+        "  full run",
+        "  peak memory",
+        "  GA4 ingestion / read_json",
+        "  incremental / full run",
+    ]
     assert "rate limits raised" in done.stdout
 
     # the results file re-prints the same report
@@ -118,3 +126,24 @@ def test_scaling_compares_time_with_rows() -> None:
     table = bench.render_scaling(ratios)
     assert "time M/S" in table and "8.0" in table and "10.0" in table
     assert bench.scaling({"S": result(100, 10, 1000)}) is None
+
+
+def test_targets_are_reported_met_or_missed_with_their_figures() -> None:
+    summary = {
+        "full": {"wall_s": 600.0, "peak_rss_mb": 3000.0},
+        "incremental": {"wall_s": 63.0, "peak_rss_mb": 4100.0},  # the higher peak of the two counts
+        "ga4_over_read_json": 2.01,
+        "incremental_over_full": 0.105,
+    }
+    assert bench.target_lines(summary) == [
+        "full run: 600.0 s (≤ 600 s: met)",
+        "peak memory: 4,100 MB (≤ 4,096 MB: missed)",
+        "GA4 ingestion / read_json: 2.01 (≤ 2: missed)",
+        "incremental / full run: 10.5% (≤ 10%: missed)",
+    ]
+    # a run without GA4 files has no ratio to report
+    assert [line.split(":")[0] for line in bench.target_lines(summary | {"ga4_over_read_json": None})] == [
+        "full run",
+        "peak memory",
+        "incremental / full run",
+    ]
