@@ -26,3 +26,9 @@ def warehouse_path() -> Path:
 def bi_dir() -> Path:
     """Where the published BI snapshot lives: ``shop360.duckdb`` and the Parquet files (``parquet/``)."""
     return data_dir() / "bi"
+
+
+def dbt_metadata_dir() -> Path:
+    """Where dbt writes each table's row count and each mart's first rows while it builds
+    (``transform/macros/build_metadata.sql``); the Dagster asset empties it before each build."""
+    return data_dir() / "dbt_build_metadata"

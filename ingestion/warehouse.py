@@ -71,4 +71,5 @@ def dbt_environment() -> dict[str, str]:
         "SHOP360_DUCKDB_MEMORY_LIMIT": memory_limit(),
         "SHOP360_DUCKDB_THREADS": str(threads()),
         "SHOP360_DUCKDB_TEMP_DIRECTORY": str(temp_directory()),
+        "SHOP360_DBT_METADATA_DIR": str(paths.dbt_metadata_dir()),
     }

@@ -5,7 +5,7 @@ import importlib.metadata
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +28,6 @@ from orchestration.constants import (
 )
 from orchestration.dbt_functions import HASH_KEY_ENV
 from orchestration.dbt_manifest import PARTIAL_PARSE_FILE, TARGET_DIR, parse_project, swap_in
-from orchestration.nightly import table_exists
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Tests, CI and `make demo` run `shop360 dbt-parse` first. `dagster dev` parses the project again
@@ -45,8 +44,8 @@ AS_OF_ENV = "SHOP360_AS_OF"
 RUN_TARGETS_DIR = "dbt_runs"
 KEPT_RUN_TARGETS = 14
 
-# Rows of a mart shown on its asset page after each run
-PREVIEW_ROWS = 5
+# A mart's asset page shows its first rows after each run (how many: macros/build_metadata.sql),
+# each text cut to this length
 PREVIEW_TEXT_LENGTH = 40
 
 
@@ -91,44 +90,50 @@ def _cell(value: Any) -> str | int | float | bool | None:
     return text if len(text) <= PREVIEW_TEXT_LENGTH else text[: PREVIEW_TEXT_LENGTH - 1] + "…"
 
 
-def table_metadata(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, Any]:
-    """Row count, and for a mart the first rows, of a built model (nothing for a view or ephemeral)."""
-    if not table_exists(connection, schema, table):
+def table_metadata(folder: Path, schema: str, table: str) -> dict[str, Any]:
+    """Row count, and for a mart the first rows, of a table dbt has just built, from the files its
+    post-hook wrote to ``folder`` (macros/build_metadata.sql); nothing for a view or ephemeral."""
+    rows_file = folder / f"{schema}.{table}.rows.parquet"
+    if not rows_file.exists():
         return {}
-    relation = f'"{schema}"."{table}"'
-    metadata: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(
-            connection.execute(f"select count(*) from {relation}").fetchone()[0]
-        )
-    }
-    if schema == "marts":
-        cursor = connection.execute(f"select * from {relation} limit {PREVIEW_ROWS}")
-        columns = [column[0] for column in cursor.description]
-        metadata["preview"] = dg.MetadataValue.table(
-            records=[
-                dg.TableRecord({column: _cell(value) for column, value in zip(columns, row, strict=True)})
-                for row in cursor.fetchall()
-            ],
-            schema=dg.TableSchema(columns=[dg.TableColumn(column) for column in columns]),
-        )
+    with duckdb.connect() as connection:
+        (rows,) = connection.execute("select row_count from read_parquet(?)", [str(rows_file)]).fetchone()
+        metadata: dict[str, Any] = {"dagster/row_count": dg.MetadataValue.int(rows)}
+        preview_file = folder / f"{schema}.{table}.preview.parquet"
+        if preview_file.exists():
+            cursor = connection.execute("select * from read_parquet(?)", [str(preview_file)])
+            columns = [column[0] for column in cursor.description]
+            metadata["preview"] = dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord({column: _cell(value) for column, value in zip(columns, row, strict=True)})
+                    for row in cursor.fetchall()
+                ],
+                schema=dg.TableSchema(columns=[dg.TableColumn(column) for column in columns]),
+            )
     return metadata
 
 
-def with_table_metadata(context: dg.AssetExecutionContext, events: list[Any]) -> Iterator[Any]:
-    """The dbt events, each model's materialisation with its row count (and a mart's preview).
+def with_table_metadata(context: dg.AssetExecutionContext, events: Iterable[Any]) -> Iterator[Any]:
+    """The dbt events as dbt reports them, each model's materialisation with its row count (and a
+    mart's preview).
 
-    Read after ``dbt build`` has ended: DuckDB lets no other process read while dbt writes.
+    Dagster stores each event while dbt builds on (about 500 events a night). The figures come from
+    files dbt writes, as no other process may open the warehouse while dbt writes to it.
     """
-    warehouse = paths.warehouse_path()
-    if not warehouse.exists():
-        yield from events
-        return
-    with warehouse_db.connect(warehouse, read_only=True) as connection:
-        for event in events:
-            if isinstance(event, dg.Output):
-                key = context.asset_key_for_output(event.output_name)
-                event = event.with_metadata({**event.metadata, **table_metadata(connection, *key.path)})
-            yield event
+    folder = paths.dbt_metadata_dir()
+    for event in events:
+        if isinstance(event, dg.Output):
+            key = context.asset_key_for_output(event.output_name)
+            event = event.with_metadata({**event.metadata, **table_metadata(folder, *key.path)})
+        yield event
+
+
+def empty_metadata_dir() -> None:
+    """An empty build metadata folder for this build: a file left from an earlier build is not read
+    for a model this one did not build."""
+    folder = paths.dbt_metadata_dir()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
 
 
 def keep_partial_parse(run_target: Path) -> None:
@@ -188,8 +193,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # (the identity tables that must never be rebuilt say full_refresh=false and keep their rows)
     if context.run.job_name == ERASURE_REBUILD_JOB:
         args.append("--full-refresh")
+    empty_metadata_dir()
     invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=new_run_target(context))
-    yield from with_table_metadata(context, list(invocation.stream()))
+    yield from with_table_metadata(context, invocation.stream())
     keep_partial_parse(invocation.target_path)
     prune_run_targets(invocation.target_path)
     if error := invocation.get_error():
@@ -205,8 +211,8 @@ class DbtCli(DbtCliResource):
       internet); shop360 runs the dbt installed beside it (``DBT_EXECUTABLE``), whose version its
       package metadata says;
     - it loads the project, the profile and dbt's macros into this process for a dbt adapter that
-      only ``fetch_column_metadata()`` and ``fetch_row_counts()`` use; shop360 reads row counts
-      from DuckDB itself after dbt has ended (``with_table_metadata``).
+      only ``fetch_column_metadata()`` and ``fetch_row_counts()`` use; shop360's dbt writes each
+      table's row count itself (``with_table_metadata``).
 
     Both are dagster-dbt's private methods: tests/orchestration/test_definitions.py fails if an
     upgrade renames them, rather than letting the saving go unnoticed.

@@ -6,6 +6,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
+
+from orchestration.dbt_manifest import MANIFEST_FILE, TARGET_DIR
 from orchestration.nightly import NightlyReport
 
 STEPS = ("view_item", "add_to_cart", "begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
@@ -29,6 +32,40 @@ def test_nightly_job_succeeds_with_every_check_passing(nightly: NightlyReport, t
     assert "nightly run succeeded" in rendered
     assert f"people: {nightly.people:,} in marts.customer_360" in rendered
     assert f"warehouse: {nightly.warehouse}" in rendered
+
+
+def test_each_built_table_shows_its_row_count_and_each_mart_its_first_rows(
+    nightly: NightlyReport, warehouse, dagster_home: Path
+) -> None:
+    # dbt's post-hook writes them while it builds (macros/build_metadata.sql)
+    manifest = json.loads((TARGET_DIR / MANIFEST_FILE).read_text())
+    materialized = {
+        f"{node['schema']}/{node['alias']}": node["config"]["materialized"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        entries = instance.all_logs(nightly.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    metadata = {
+        entry.asset_materialization.asset_key.to_user_string(): entry.asset_materialization.metadata
+        for entry in entries
+        if entry.asset_materialization.asset_key.to_user_string() in materialized
+    }
+    assert set(metadata) == {key for key, kind in materialized.items() if kind != "ephemeral"}
+    for key, values in metadata.items():
+        if materialized[key] == "view":
+            assert "dagster/row_count" not in values, key
+            continue
+        schema, table = key.split("/")
+        rows = warehouse.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+        assert values["dagster/row_count"].value == rows, key
+        if schema != "marts":
+            assert "preview" not in values, key
+            continue
+        preview = values["preview"].value
+        columns = [row[0] for row in warehouse.execute(f'describe "{schema}"."{table}"').fetchall()]
+        assert [column.name for column in preview.schema.columns] == columns, key
+        assert len(preview.records) == min(5, rows), key
 
 
 def test_net_revenue_equals_ground_truth(warehouse, truth: dict) -> None:
