@@ -9,11 +9,15 @@ On top of dlt's stock retry (429, 5xx, timeouts, refused connections, exponentia
   dlt's data selector, its JSON link paginator and a source reading ``included`` each call it (at
   size M a third of the client's time was spent parsing pages three times),
 - compiles a page's data selector (a JSONPath) once: dlt compiles a selector given as text again
-  for every page, about 0.5 ms each (jsonpath_ng builds its parser every time).
+  for every page, about 0.5 ms each (jsonpath_ng builds its parser every time),
+- reads the proxy and CA bundle settings of the environment once per client, for the API's host:
+  requests reads them again for every request (at size M, 22,748 scans of the environment in one
+  Klaviyo load).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -30,6 +34,7 @@ from dlt.sources.helpers.requests.retry import (
 from dlt.sources.helpers.rest_client import RESTClient
 from requests import Response
 from requests.exceptions import ChunkedEncodingError
+from requests.utils import get_environ_proxies
 
 
 class CredentialRejectedError(RuntimeError):
@@ -74,6 +79,15 @@ def _parse_json_once(response: Response) -> None:
     response.json = lambda **_: body  # type: ignore[method-assign]
 
 
+def _read_environment_once(session: Session, base_url: str) -> None:
+    """Give ``session`` the environment's proxies for ``base_url`` (none when NO_PROXY names its host)
+    and CA bundle, as requests would find them for each request, and stop it looking again. The
+    clients send their credentials themselves, so requests' other lookup, ~/.netrc, never applied."""
+    session.proxies.update(get_environ_proxies(base_url))
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+
+
 class ApiClient(RESTClient):
     """A REST client for one service; ``credential_setting`` names the config key of its secret."""
 
@@ -81,6 +95,7 @@ class ApiClient(RESTClient):
         session = _RetryingClient(
             raise_for_status=False, exceptions=(*DEFAULT_RETRY_EXCEPTIONS, ChunkedEncodingError)
         ).session
+        _read_environment_once(session, base_url)
         super().__init__(base_url, session=session, **kwargs)
         self.service = service
         self.credential_setting = credential_setting
