@@ -1,8 +1,9 @@
 """The incremental dbt models give exactly what a full rebuild gives.
 
 A world of its own is loaded by a nightly run, a day of GA4 export is expired by the retention
-code, the world is advanced a day (new events, orders and edits; GA4's newest days are exported
-again) and a second nightly run builds the incremental models incrementally. A copy of that
+code, two Klaviyo profiles are edited in raw (one moves to another person, one to a test account,
+leaving every person), the world is advanced a day (new events, orders and edits; GA4's newest days
+are exported again) and a second nightly run builds the incremental models incrementally. A copy of that
 warehouse is then rebuilt with `dbt run --full-refresh` of the same models, and every incremental
 model must hold the same rows in both, compared both ways with EXCEPT ALL.
 """
@@ -63,6 +64,38 @@ def full_refresh(data_dir: Path, models: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-4000:]
 
 
+def plant_identity_changes(connection: duckdb.DuckDBPyConnection) -> None:
+    """Edits of Klaviyo profiles, as a night may load them: one profile takes the email of another
+    person's profile (identity moves it), one the email of a test account (it leaves every person)."""
+    recipients = connection.execute(
+        "select profile_id, any_value(customer_key) from intermediate.int_email__events "
+        "where metric_name = 'Received Email' group by profile_id order by profile_id"
+    ).fetchall()
+    moved, person = recipients[0]
+    target = next(profile for profile, other in recipients if other != person)
+    gone = next(profile for profile, other in recipients if profile not in (moved, target))
+    (test_email,) = connection.execute(
+        "select email from staging.stg_shopify__customers where is_test_customer and email is not null "
+        "order by customer_id limit 1"
+    ).fetchone()
+    connection.execute(
+        "update raw_klaviyo.profiles set email = (select email from raw_klaviyo.profiles where id = ?) "
+        "where id = ?",
+        [target, moved],
+    )
+    connection.execute("update raw_klaviyo.profiles set email = ? where id = ?", [test_email, gone])
+
+
+def profile_persons(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The person (customer_key) identity resolution gives each Klaviyo profile."""
+    return dict(
+        connection.execute(
+            "select identifier_value, customer_key from intermediate.int_identity__person_identifiers "
+            "where identifier_type = 'klaviyo_profile'"
+        ).fetchall()
+    )
+
+
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The warehouse after an incremental nightly run, and a copy whose incremental models were rebuilt."""
@@ -80,11 +113,20 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 (orders_before,) = connection.execute(
                     "select max(_dlt_load_id) from raw_shopify.orders"
                 ).fetchone()
+                persons_before = profile_persons(connection)
+                with_events = {
+                    profile
+                    for (profile,) in connection.execute(
+                        "select distinct profile_id from intermediate.int_email__events"
+                    ).fetchall()
+                }
+                plant_identity_changes(connection)
             advance_world(directory / "sandbox", days=1)
             pipelines.stop_sandbox()  # the fake APIs hold the world in memory: serve the advanced one
             second = run_nightly(instance)
             assert second.success, second.render()
         with duckdb.connect(str(warehouse), read_only=True) as connection:
+            persons_after = profile_persons(connection)
             # the second run merged orders that existed before it (edited, refunded, cancelled)
             (updated_orders,) = connection.execute(
                 "select count(*) from raw_shopify.orders where _dlt_load_id > ? and created_at < ?",
@@ -102,13 +144,24 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "expired": expired,
             "updated_orders": updated_orders,
             "compiled": compiled_code(second),
+            "profiles_moved": {
+                profile
+                for profile, person in persons_before.items()
+                if profile in with_events and persons_after.get(profile) not in (None, person)
+            },
+            "profiles_gone": with_events - set(persons_after),
         }
 
 
 def test_the_scenario_exercises_what_incremental_models_must_handle(builds: dict) -> None:
-    assert {"stg_ga4__events", "int_ga4__sessions"} <= set(builds["models"])
+    assert {"stg_ga4__events", "int_ga4__sessions", "int_email__events", "int_email__messages"} <= set(
+        builds["models"]
+    )
     assert builds["expired"] > 0, "retention expired a day"
     assert builds["updated_orders"] > 0, "the advanced world edited orders loaded before"
+    # the email models must follow profiles whose person changed or went away
+    assert builds["profiles_moved"], "a profile with email events changed its person"
+    assert builds["profiles_gone"], "a profile with email events lost its person"
     # the second run built the models incrementally (their incremental branch is in the SQL it ran)
     for model in builds["models"]:
         assert "_dlt_load_id >" in builds["compiled"][model], model

@@ -5,9 +5,15 @@
   last build.
 -#}
 
-{#- The newest dlt load a model has built from ('' before any). -#}
+{#- The newest dlt load a model has built from ('' before any, and for a table built before the
+    model kept load ids: every row is then new). -#}
 {% macro last_load_built(relation) -%}
+    {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- if '_dlt_load_id' in columns -%}
     (select coalesce(max(_dlt_load_id), '') from {{ relation }})
+    {%- else -%}
+    ''
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Whether raw_ga4.events exists (a shop that has not loaded GA4 yet has none). -#}
@@ -56,5 +62,22 @@
     {%- if is_incremental() -%}
     delete from {{ this }}
     where event_date not in (select distinct event_date from {{ ref('stg_ga4__events') }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+  Post-hook of the incremental email models: in an incremental run, delete the rows of the Klaviyo
+  profiles `relation` no longer holds (in its `column`, among its rows where `condition`): a
+  profile that lost its person (identity resolution) or its events.
+-#}
+{% macro forget_profiles_gone_from(relation, column, condition='true') -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where not exists (
+        select 1
+        from {{ relation }} as kept
+        where kept.{{ column }} = {{ this }}.profile_id
+            and {{ condition }}
+    )
     {%- endif -%}
 {%- endmacro %}

@@ -2,7 +2,7 @@
 with
 
 events as (
-    {{ source_columns('raw_klaviyo', 'events') }}
+    {{ source_columns('raw_klaviyo', 'events', load_id=true) }}
 ),
 
 final as (
@@ -11,7 +11,8 @@ final as (
         profile_id,
         metric_name,
         timezone('UTC', datetime) as occurred_at,
-        event_properties___message as campaign_id
+        event_properties___message as campaign_id,
+        _dlt_load_id
     from events
 )
 
