@@ -1,7 +1,8 @@
 {#-
   Post-hook of every model (dbt_project.yml), run after the model's own hooks and its commit: a
   table's row count, and a mart's first rows, written as Parquet files to the folder named by
-  SHOP360_DBT_METADATA_DIR (the Dagster asset sets it; unset, nothing is written).
+  SHOP360_DBT_METADATA_DIR (shop360 sets it for dbt, ingestion/warehouse.py dbt_environment();
+  unset, as for dbt run by hand, nothing is written).
   Dagster attaches them to the model's materialisation as soon as dbt reports the model done,
   while dbt goes on: no other process may read the warehouse while dbt writes to it
   (orchestration/dbt_assets.py).
