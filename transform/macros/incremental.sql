@@ -1,8 +1,8 @@
 {#-
-  Helpers of the incremental GA4 models (decision 29). dlt loads GA4 by export day and replaces a
-  re-exported or backfilled day whole, so every row of a day carries the `_dlt_load_id` of the load
-  that wrote it: a day whose load id is newer than any in a model was (re)loaded since the model's
-  last build.
+  Helpers of the incremental models (decisions 29 and 34). dlt loads GA4 by export day and replaces
+  a re-exported or backfilled day whole, so every row of a day carries the `_dlt_load_id` of the
+  load that wrote it: a day whose load id is newer than any in a model was (re)loaded since the
+  model's last build. Klaviyo events carry the load id of the load that last merged them.
 -#}
 
 {#- The newest dlt load a model has built from ('' before any, and for a table built before the
@@ -80,4 +80,17 @@
             and {{ condition }}
     )
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+  In an incremental run of the email models: the Klaviyo profiles of `current` (a relation of
+  profile_id and customer_key, the person each has now) whose person is not the one their built rows
+  carry, or that have no rows built (people merged or split, a profile newly resolved).
+-#}
+{% macro profiles_whose_person_changed(current) -%}
+    select current_persons.profile_id
+    from {{ current }} as current_persons
+    left join (select distinct profile_id, customer_key from {{ this }}) as built
+        on current_persons.profile_id = built.profile_id
+    where built.customer_key is distinct from current_persons.customer_key
 {%- endmacro %}

@@ -27,13 +27,8 @@ profile_persons as (
 ),
 {%- if is_incremental() %}
 
--- profiles whose person is not the one their built events carry, or that had no events built
 profiles_to_rebuild as (
-    select profile_persons.profile_id
-    from profile_persons
-    left join (select distinct profile_id, customer_key from {{ this }}) as built
-        on profile_persons.profile_id = built.profile_id
-    where built.customer_key is distinct from profile_persons.customer_key
+    {{ profiles_whose_person_changed('profile_persons') }}
 ),
 {%- endif %}
 

@@ -24,17 +24,14 @@ new_pairs as (
     where _dlt_load_id > {{ last_load_built(this) }}
 ),
 
--- recipients whose person is not the one their built messages carry, or that had none built
+recipients as (
+    select distinct profile_id, customer_key
+    from {{ ref('int_email__events') }}
+    where metric_name = 'Received Email'
+),
+
 changed_profiles as (
-    select recipients.profile_id
-    from (
-        select distinct profile_id, customer_key
-        from {{ ref('int_email__events') }}
-        where metric_name = 'Received Email'
-    ) as recipients
-    left join (select distinct profile_id, customer_key from {{ this }}) as built
-        on recipients.profile_id = built.profile_id
-    where built.customer_key is distinct from recipients.customer_key
+    {{ profiles_whose_person_changed('recipients') }}
 ),
 {%- endif %}
 
