@@ -101,7 +101,14 @@ nodes as (
     select
         identifier_type,
         identifier_value,
-        string_agg(distinct source_system, ',' order by source_system) as source_systems,
+        -- sorted, one flag per system: 0.4 s at size M where string_agg(distinct … order by …)
+        -- took 1.7 s (decision 35); the systems int_identity__observations' test accepts
+        concat_ws(
+            ','
+            {%- for system in ['ga4', 'klaviyo', 'shopify'] %},
+            case when bool_or(source_system = '{{ system }}') then '{{ system }}' end
+            {%- endfor %}
+        ) as source_systems,
         min(observed_at) as first_seen_at
     from node_observations
     group by identifier_type, identifier_value
