@@ -37,6 +37,10 @@ list_damage as (
         count(distinct profile_id) filter (where metric_name = 'Marked Email as Spam') as spam_complaints
     from events
     where campaign_id is not null
+        -- only these few events: each distinct count would otherwise sort through every event
+        and metric_name in (
+            'Unsubscribed', 'Unsubscribed from Email Marketing', 'Bounced Email', 'Marked Email as Spam'
+        )
     group by campaign_id
 ),
 
