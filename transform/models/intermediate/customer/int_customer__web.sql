@@ -95,13 +95,19 @@ main_devices as (
 first_sessions as (
     select
         customer_key,
-        traffic_source as acquisition_source,
-        traffic_medium as acquisition_medium,
-        -- GA4 writes placeholders such as (direct), (organic) or (not set) where there is no campaign
-        case when traffic_campaign not like '(%)' then traffic_campaign end as acquisition_campaign,
-        channel as acquisition_channel
+        -- the first session by start, then by key (arg_min: one pass, no sort of every session)
+        arg_min(
+            {
+                source: traffic_source,
+                medium: traffic_medium,
+                -- GA4 writes placeholders such as (direct), (organic) or (not set) where there is no campaign
+                campaign: case when traffic_campaign not like '(%)' then traffic_campaign end,
+                channel: channel
+            },
+            (started_at, session_key)
+        ) as first_session
     from person_sessions
-    qualify row_number() over (partition by customer_key order by started_at, session_key) = 1
+    group by customer_key
 ),
 
 abandoned_checkouts as (
@@ -132,10 +138,10 @@ final as (
         session_behaviour.tablet_session_share,
         main_devices.main_device,
         session_behaviour.first_session_at,
-        first_sessions.acquisition_source,
-        first_sessions.acquisition_medium,
-        first_sessions.acquisition_campaign,
-        first_sessions.acquisition_channel
+        first_sessions.first_session.source as acquisition_source,
+        first_sessions.first_session.medium as acquisition_medium,
+        first_sessions.first_session.campaign as acquisition_campaign,
+        first_sessions.first_session.channel as acquisition_channel
     from persons
     left join session_behaviour on persons.customer_key = session_behaviour.customer_key
     left join main_devices on persons.customer_key = main_devices.customer_key
