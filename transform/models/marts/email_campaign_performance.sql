@@ -1,5 +1,7 @@
 -- One row per Klaviyo email campaign: reach, unique engagement, list damage (unsubscribes,
 -- bounces, complaints) and the orders fct_orders attributes to it by click and by open.
+{%- set unsubscribe_metrics = klaviyo_unsubscribe_metrics() %}
+{%- set list_damage_metrics = unsubscribe_metrics + ['Bounced Email', 'Marked Email as Spam'] %}
 with
 
 campaigns as (
@@ -32,15 +34,14 @@ engagement as (
 list_damage as (
     select
         campaign_id,
-        count(distinct profile_id) filter (where metric_name in ('Unsubscribed', 'Unsubscribed from Email Marketing')) as unsubscribes,
+        count(distinct profile_id) filter (where metric_name in ('{{ unsubscribe_metrics | join("', '") }}'))
+            as unsubscribes,
         count(distinct profile_id) filter (where metric_name = 'Bounced Email') as bounces,
         count(distinct profile_id) filter (where metric_name = 'Marked Email as Spam') as spam_complaints
     from events
     where campaign_id is not null
         -- only these few events: each distinct count would otherwise sort through every event
-        and metric_name in (
-            'Unsubscribed', 'Unsubscribed from Email Marketing', 'Bounced Email', 'Marked Email as Spam'
-        )
+        and metric_name in ('{{ list_damage_metrics | join("', '") }}')
     group by campaign_id
 ),
 

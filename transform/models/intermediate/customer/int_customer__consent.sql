@@ -10,7 +10,7 @@
 --   4. on equal timestamps (or none) the more restrictive one wins:
 --      unsubscribed > not_subscribed > subscribed.
 -- may_email needs the winning statement to be subscribed and no suppression at all.
-{%- set unsubscribe_metrics = ["Unsubscribed", "Unsubscribed from Email Marketing"] %}
+{%- set unsubscribe_metrics = klaviyo_unsubscribe_metrics() %}
 {%- set spam_metrics = ["Marked Email as Spam"] %}
 {%- set bounce_metrics = ["Bounced Email"] %}
 with

@@ -5,7 +5,7 @@
 -- (int_email__messages): opened when the profile opened or clicked it, clicked when it clicked it,
 -- however often; so open_rate and click_rate are unique opens and clicks per delivered email, as
 -- Klaviyo reports them, and never exceed 1.
-{%- set unsubscribe_metrics = ["Unsubscribed", "Unsubscribed from Email Marketing"] %}
+{%- set unsubscribe_metrics = klaviyo_unsubscribe_metrics() %}
 {%- set email_metrics = ["Received Email", "Opened Email", "Clicked Email", "Bounced Email",
     "Marked Email as Spam"] + unsubscribe_metrics %}
 with
