@@ -18,7 +18,8 @@ import pyarrow as pa
 
 # The dlt secret holding the hash key (env var SHOP360__HASH_KEY).
 HASH_KEY_SETTING = "shop360.hash_key"
-# The DuckDB function that computes the keyed hash in SQL (dbt models, the snapshot, erasure).
+# The DuckDB function that computes the keyed hash in SQL for dbt models (the BI snapshot uses
+# keyed_hash_sql).
 KEYED_HASH_FUNCTION = "keyed_hash"
 
 _SURROUNDING_SPACE = re.compile(r"^[\s\u00a0]+|[\s\u00a0]+$")
@@ -69,7 +70,7 @@ def normalise_phone(phone: str | None, default_calling_code: str | None = None) 
 
 def keyed_hasher(key: str) -> Callable[[str], str]:
     """``keyed_hash`` under one key, for many values: the HMAC's keyed state is built once and
-    copied per value (1.4 µs a value instead of 2.6 µs; the BI snapshot hashes 690,000 at size M)."""
+    copied per value (1.4 µs a value instead of 2.6 µs)."""
     keyed = hmac.new(key.encode(), digestmod=hashlib.sha256)
 
     def hash_value(value: str) -> str:
@@ -83,6 +84,35 @@ def keyed_hasher(key: str) -> Callable[[str], str]:
 def keyed_hash(value: str, key: str) -> str:
     """HMAC-SHA256 of ``value`` under ``key``, as 64 hex digits."""
     return keyed_hasher(key)(value)
+
+
+# SHA-256's block: an HMAC key is padded (or first hashed) to it (RFC 2104)
+_SHA256_BLOCK_BYTES = 64
+
+
+def keyed_hash_pads(key: str) -> dict[str, bytes]:
+    """The parameters of ``keyed_hash_sql``: the HMAC-SHA256 inner and outer pads of ``key``."""
+    block = key.encode()
+    if len(block) > _SHA256_BLOCK_BYTES:
+        block = hashlib.sha256(block).digest()
+    block = block.ljust(_SHA256_BLOCK_BYTES, b"\0")
+    return {
+        "keyed_hash_inner_pad": bytes(byte ^ 0x36 for byte in block),
+        "keyed_hash_outer_pad": bytes(byte ^ 0x5C for byte in block),
+    }
+
+
+def keyed_hash_sql(text: str) -> str:
+    """DuckDB SQL computing ``keyed_hash`` of the SQL expression ``text`` (a VARCHAR; null stays
+    null) with DuckDB's own sha256: 0.6 s for the BI snapshot's 1.2 million session ids at size M,
+    against 1.5-1.8 s through the Python function of ``register_keyed_hash``.
+
+    The key is not in the SQL: run the statement with ``keyed_hash_pads(key)`` as its named
+    parameters, so it reaches no SQL text, log or catalog. ``encode`` takes the text's UTF-8 bytes
+    as they are (a cast to BLOB would read backslash escapes).
+    """
+    inner = f"sha256($keyed_hash_inner_pad || encode({text}))"
+    return f"sha256($keyed_hash_outer_pad || unhex({inner}))"
 
 
 def register_keyed_hash(connection: duckdb.DuckDBPyConnection, key: str) -> None:

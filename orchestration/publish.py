@@ -15,8 +15,9 @@ documentation in the marts' YAML (``config: {meta: {bi_snapshot: …}}``) and re
 
 - no policy: the column is published as it is;
 - ``keyed_hash``: a raw source-system id; published as its keyed hash (HMAC-SHA256 under the secret
-  ``shop360.hash_key`` of the value as text, ``ingestion.pii.keyed_hash``), so BI joins between marts
-  still work but nobody can look the id up in Shopify, Klaviyo or GA4;
+  ``shop360.hash_key`` of the value as text, ``ingestion.pii.keyed_hash``, computed by DuckDB:
+  ``keyed_hash_sql``), so BI joins between marts still work but nobody can look the id up in
+  Shopify, Klaviyo or GA4;
 - ``already_keyed_hash``: the model computes the keyed hash itself (``email_hash``); published as it
   is after checking every value is 64 hex digits.
 
@@ -40,7 +41,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion import warehouse as warehouse_db
-from ingestion.pii import register_keyed_hash
+from ingestion.pii import keyed_hash_pads, keyed_hash_sql
 
 SNAPSHOT_FILE = "shop360.duckdb"
 PARQUET_LINK = "parquet"
@@ -222,7 +223,7 @@ def _literal(text: str) -> str:
 
 def _select_list(columns: list[MartColumn]) -> str:
     expressions = [
-        f"keyed_hash(cast({_quoted(column.name)} as varchar)) as {_quoted(column.name)}"
+        f"{keyed_hash_sql(f'cast({_quoted(column.name)} as varchar)')} as {_quoted(column.name)}"
         if column.policy == KEYED_HASH
         else _quoted(column.name)
         for column in columns
@@ -273,14 +274,18 @@ def comment(connection: duckdb.DuckDBPyConnection, mart: Mart, columns: list[Mar
         connection.execute(f"comment on column {mart.relation}.{_quoted(column.name)} is {_literal(text)}")
 
 
-def copy_marts(connection: duckdb.DuckDBPyConnection, marts: list[Mart], snapshot: Snapshot) -> None:
+def copy_marts(
+    connection: duckdb.DuckDBPyConnection, marts: list[Mart], snapshot: Snapshot, hash_key: str
+) -> None:
     """Every mart from the attached warehouse into the new file, guarded, hashed and checked."""
     connection.execute(f"create schema {MARTS_SCHEMA}")
     for mart in marts:
         columns = published_columns(connection, mart)
+        hashes = any(column.policy == KEYED_HASH for column in columns)
         connection.execute(
             f"create table {mart.relation} as select\n    {_select_list(columns)}\n"
-            f'from warehouse."{MARTS_SCHEMA}"."{mart.name}"'
+            f'from warehouse."{MARTS_SCHEMA}"."{mart.name}"',
+            keyed_hash_pads(hash_key) if hashes else None,
         )
         check_values(connection, mart, columns)
         comment(connection, mart, columns)
@@ -428,9 +433,8 @@ def write_files(
 ) -> None:
     """The new DuckDB file (closed, checkpointed, without WAL, on disk) and its Parquet folder."""
     with warehouse_db.connect(temporary) as connection:
-        register_keyed_hash(connection, hash_key)
         connection.execute(f"attach {_literal(str(warehouse))} as warehouse (read_only)")
-        copy_marts(connection, marts, snapshot)
+        copy_marts(connection, marts, snapshot, hash_key)
         connection.execute("detach warehouse")
         describe(connection, snapshot)
         write_parquet(connection, snapshot)
