@@ -153,7 +153,8 @@ def pairwise(connection: duckdb.DuckDBPyConnection, label: str, where: str = "tr
 
 
 def test_the_identity_models_are_built(nightly: NightlyReport) -> None:
-    for model in ("identifiers", "edges", "cut_identifiers", "components", "persons"):
+    models = ("identifiers", "edges", "first_pass_components", "cut_identifiers", "components", "persons")
+    for model in models:
         assert f"intermediate/int_identity__{model}" in nightly.assets_materialized
     assert nightly.failed_checks == []
 

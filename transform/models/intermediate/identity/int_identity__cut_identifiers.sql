@@ -11,8 +11,9 @@
 --                           identity_max_component_size.
 -- degree counts the customers and profiles linked to the node directly or through an order or
 -- checkout that names its customer. No raw email or phone here: nodes are named by md5(node_key).
--- The cut nodes stay in the graph as nodes; int_identity__components skips their edges.
-{%- set soft_types = "('email', 'phone', 'ga4_cookie')" %}
+-- The cut nodes stay in the graph as nodes; int_identity__components skips their edges. Degrees,
+-- shared and conflicting identifiers and the components they leave are found in
+-- int_identity__first_pass_components; test accounts here, from the raw observations.
 {%- set record_types = "('shopify_customer', 'klaviyo_profile')" %}
 with
 
@@ -24,138 +25,8 @@ identifiers as (
     select * from {{ ref('int_identity__identifiers') }}
 ),
 
-edges as (
-    select * from {{ ref('int_identity__edges') }}
-),
-
-directed_edges as (
-    select
-        node_key_a as node_key,
-        split_part(node_key_a, ':', 1) as node_type,
-        node_key_b as neighbour_key,
-        split_part(node_key_b, ':', 1) as neighbour_type
-    from edges
-    union all
-    select
-        node_key_b as node_key,
-        split_part(node_key_b, ':', 1) as node_type,
-        node_key_a as neighbour_key,
-        split_part(node_key_a, ':', 1) as neighbour_type
-    from edges
-),
-
--- customers and profiles behind each email, phone and cookie ----------------------------------
-
-records_behind_identifiers as (
-    select
-        node_key,
-        neighbour_key as record_key
-    from directed_edges
-    where node_type in {{ soft_types }}
-        and neighbour_type in {{ record_types }}
-    union
-    select
-        to_record.node_key,
-        to_customer.neighbour_key as record_key
-    from directed_edges as to_record
-    inner join directed_edges as to_customer on to_record.neighbour_key = to_customer.node_key
-    where to_record.node_type in {{ soft_types }}
-        and to_record.neighbour_type in ('shopify_order', 'shopify_checkout')
-        and to_customer.neighbour_type = 'shopify_customer'
-),
-
-degrees as (
-    select
-        node_key,
-        count(*) as degree
-    from records_behind_identifiers
-    group by node_key
-),
-
-shared_identifiers as (
-    select
-        node_key,
-        degree
-    from degrees
-    where degree > {{ identity_max_records_per_identifier() }}
-),
-
--- phones and cookies whose records name different emails --------------------------------------
-
-emails_behind_identifiers as (
-    select
-        to_record.node_key,
-        count(distinct to_email.neighbour_key) as emails
-    from directed_edges as to_record
-    inner join directed_edges as to_email on to_record.neighbour_key = to_email.node_key
-    where to_record.node_type in ('phone', 'ga4_cookie')
-        and to_record.neighbour_type in (
-            'shopify_customer', 'klaviyo_profile', 'shopify_order', 'shopify_checkout'
-        )
-        and to_email.neighbour_type = 'email'
-    group by to_record.node_key
-),
-
-conflicting_identifiers as (
-    select
-        emails_behind_identifiers.node_key,
-        coalesce(degrees.degree, 0) as degree
-    from emails_behind_identifiers
-    left join degrees on emails_behind_identifiers.node_key = degrees.node_key
-    where emails_behind_identifiers.emails > {{ identity_max_emails_per_identifier() }}
-        and emails_behind_identifiers.node_key not in (select node_key from shared_identifiers)
-),
-
-guarded_identifiers as (
-    select node_key from shared_identifiers
-    union all
-    select node_key from conflicting_identifiers
-),
-
--- components once those are cut (first pass) ---------------------------------------------------
-
-numbered_nodes as (
-    select
-        node_key,
-        row_number() over (order by node_key) as node_id
-    from identifiers
-),
-
-first_pass_edges as (
-    select
-        nodes_a.node_id as node_id_a,
-        nodes_b.node_id as node_id_b
-    from edges
-    inner join numbered_nodes as nodes_a on edges.node_key_a = nodes_a.node_key
-    inner join numbered_nodes as nodes_b on edges.node_key_b = nodes_b.node_key
-    where edges.node_key_a not in (select node_key from guarded_identifiers)
-        and edges.node_key_b not in (select node_key from guarded_identifiers)
-),
-
-first_pass_labels as (
-    {{ identity_connected_components('numbered_nodes', 'first_pass_edges') }}
-),
-
-first_pass_sizes as (
-    select
-        label,
-        count(*) as component_size
-    from first_pass_labels
-    group by label
-),
-
-too_large_component_identifiers as (
-    select
-        numbered_nodes.node_key,
-        degrees.degree,
-        first_pass_sizes.component_size
-    from first_pass_sizes
-    inner join first_pass_labels on first_pass_sizes.label = first_pass_labels.label
-    inner join numbered_nodes on first_pass_labels.node_id = numbered_nodes.node_id
-    inner join degrees on numbered_nodes.node_key = degrees.node_key
-    where first_pass_sizes.component_size > {{ identity_max_component_size() }}
-        and degrees.degree >= 2
-        and numbered_nodes.node_key not in (select node_key from guarded_identifiers)
+first_pass as (
+    select * from {{ ref('int_identity__first_pass_components') }}
 ),
 
 -- test accounts -------------------------------------------------------------------------------
@@ -196,29 +67,26 @@ final as (
         cast(null as bigint) as component_size
     from test_account_identifiers
     union all
+    -- shared and conflicting identifiers (a conflicting one may have no customer or profile)
     select
-        split_part(node_key, ':', 1) as identifier_type,
+        identifier_type,
         md5(node_key) as node_key_hash,
-        'shared_identifier' as reason,
-        degree,
+        guard_reason as reason,
+        coalesce(degree, 0) as degree,
         cast(null as bigint) as component_size
-    from shared_identifiers
+    from first_pass
+    where guard_reason is not null
     union all
     select
-        split_part(node_key, ':', 1) as identifier_type,
-        md5(node_key) as node_key_hash,
-        'conflicting_identifier' as reason,
-        degree,
-        cast(null as bigint) as component_size
-    from conflicting_identifiers
-    union all
-    select
-        split_part(node_key, ':', 1) as identifier_type,
+        identifier_type,
         md5(node_key) as node_key_hash,
         'component_too_large' as reason,
         degree,
         component_size
-    from too_large_component_identifiers
+    from first_pass
+    where guard_reason is null
+        and component_size > {{ identity_max_component_size() }}
+        and degree >= 2
 )
 
 select * from final
