@@ -28,8 +28,8 @@
 
 {#- A connected component with more nodes than this is implausible for one person (a heavy
     buyer with years of orders, checkouts and cookies has a few hundred nodes): inside it, every
-    email/phone/cookie shared by two or more records is cut, and the components are computed
-    again (model int_identity__cut_identifiers). -#}
+    email/phone/cookie shared by two or more records is cut (int_identity__cut_identifiers), and
+    int_identity__components computes that component's parts again. -#}
 {% macro identity_max_component_size() -%}
     {{- return(var('identity_max_component_size', 1000)) -}}
 {%- endmacro %}
