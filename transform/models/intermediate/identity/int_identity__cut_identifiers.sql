@@ -1,5 +1,5 @@
 -- One row per identifier the over-merge guard keeps out of the identity graph, and why:
---   test_account            a test record or what it touches (see int_identity__identifiers);
+--   test_account            a test record or what it touches (int_identity__test_identifiers);
 --   shared_identifier       an email, phone or cookie linked to more distinct Shopify customers +
 --                           Klaviyo profiles than identity_max_records_per_identifier;
 --   conflicting_identifier  a phone or cookie whose records (customers, profiles, orders,
@@ -21,8 +21,8 @@ observations as (
     select * from {{ ref('int_identity__observations') }}
 ),
 
-identifiers as (
-    select * from {{ ref('int_identity__identifiers') }}
+test_identifiers as (
+    select * from {{ ref('int_identity__test_identifiers') }}
 ),
 
 first_pass as (
@@ -54,7 +54,7 @@ test_account_identifiers as (
         identifier_type,
         count(distinct linked_record_key) as degree
     from observed_nodes
-    where node_key not in (select node_key from identifiers)
+    where node_key in (select node_key from test_identifiers)
     group by node_key, identifier_type
 ),
 
