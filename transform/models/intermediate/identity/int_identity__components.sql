@@ -39,39 +39,16 @@ split_components as (
         and first_pass_component_size > 1
 ),
 
-numbered_nodes as (
+nodes_to_split as (
     select
         node_key,
-        is_cut,
-        row_number() over (order by node_key) as node_id
+        is_cut as skips_edges
     from nodes
     where first_pass_component_id in (select first_pass_component_id from split_components)
 ),
 
-kept_edges as (
-    select
-        nodes_a.node_id as node_id_a,
-        nodes_b.node_id as node_id_b
-    from edges
-    inner join numbered_nodes as nodes_a on edges.node_key_a = nodes_a.node_key
-    inner join numbered_nodes as nodes_b on edges.node_key_b = nodes_b.node_key
-    where not nodes_a.is_cut
-        and not nodes_b.is_cut
-),
-
-labels as (
-    {{ identity_connected_components('numbered_nodes', 'kept_edges') }}
-),
-
 split_nodes as (
-    select
-        numbered_nodes.node_key,
-        -- the label is the smallest node_id, and node ids follow node_key order
-        md5(anchors.node_key) as component_id,
-        count(*) over (partition by labels.label) as component_size
-    from numbered_nodes
-    inner join labels on numbered_nodes.node_id = labels.node_id
-    inner join numbered_nodes as anchors on labels.label = anchors.node_id
+    {{ identity_components_of_nodes('nodes_to_split', 'edges') }}
 ),
 
 final as (
