@@ -43,9 +43,12 @@ sessions_to_rebuild as (
 ),
 {%- endif %}
 
--- not materialized: DuckDB would otherwise copy every event, all columns, into a temporary
--- result before the two reads below (43 s of a 54 s build at size M, most of it spilled to disk)
-events as not materialized (
+-- A full build does not materialize: DuckDB would otherwise copy every event, all columns, into a
+-- temporary result before the reads below (43 s of a 54 s build at size M, most of it spilled to
+-- disk). An incremental one does: the few sessions' events are copied once instead of each read
+-- filtering all events again (0.46-0.56 s against 1.12-1.51 s for the 14,414 sessions of the M
+-- incremental night's 4 days).
+events as {{ 'materialized' if is_incremental() else 'not materialized' }} (
     select * from {{ ref('stg_ga4__events') }}
     where session_key is not null
     {%- if is_incremental() %}
