@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 MIN_CUSTOMERS_BGNBD = 20
 MIN_REPEAT_BUYERS_GAMMA_GAMMA = 10
@@ -95,15 +95,18 @@ def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return list(rows.T), counts
 
 
-def _minimise_over_logs(model: str, neg_log_likelihood, start: np.ndarray) -> np.ndarray:
-    """Parameters minimising the function of their logs (keeps them positive), by BFGS.
+def _minimise_over_logs(model: str, neg_log_likelihood, start: np.ndarray, gradient=None) -> np.ndarray:
+    """Parameters minimising the function of their logs (keeps them positive), by BFGS (with the
+    function's gradient over the logs when given, else by finite differences).
 
     Where the likelihood is flat, BFGS stops on the ridge ("precision loss"), which is the answer:
     at size M BG/NBD's a and b grow together at a fixed ratio (next to no spread in drop-out), and
     the Nelder-Mead search used before went on for 40,000 evaluations (104 s) to gain 1.5 of
-    770,000 log-likelihood units; BFGS takes about 400 (2 s).
+    770,000 log-likelihood units; BFGS takes about 400 (2 s), and with BG/NBD's exact gradient 28
+    evaluations of it and of the gradient (the night's fit and holdout fit at M: 1.05 s against 1.64 s
+    by finite differences, the same optimum to the fourth digit).
     """
-    result = minimize(neg_log_likelihood, np.log(start), method="BFGS", options={"gtol": 1e-6})
+    result = minimize(neg_log_likelihood, np.log(start), jac=gradient, method="BFGS", options={"gtol": 1e-6})
     if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
         raise ValueError(f"{model}: the likelihood has no finite maximum on these customers")
     return np.exp(result.x)
@@ -130,6 +133,31 @@ class BgNbd:
         dropped = betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x)
         return shared + np.where(x > 0, np.logaddexp(still_alive, dropped), still_alive)
 
+    @staticmethod
+    def _log_likelihood_gradient(params, x, t_x, age) -> np.ndarray:
+        """Per-customer gradient of _log_likelihood over (r, alpha, a, b), one row per parameter."""
+        r, alpha, a, b = params
+        still_alive = betaln(a, b + x) - (r + x) * np.log(alpha + age)
+        repeat = x > 0
+        dropped = np.where(
+            repeat, betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf
+        )
+        # the two terms' shares of their sum (a first-time buyer cannot have dropped out)
+        alive_share = np.exp(still_alive - np.logaddexp(still_alive, dropped))
+        dropped_share = 1 - alive_share
+        b_dropped = np.where(repeat, b + x - 1, b)  # digamma's argument only where it counts
+        return np.array(
+            [
+                digamma(r + x) - digamma(r) + np.log(alpha)
+                - alive_share * np.log(alpha + age) - dropped_share * np.log(alpha + t_x),
+                r / alpha - (r + x) * (alive_share / (alpha + age) + dropped_share / (alpha + t_x)),
+                digamma(a + b) - digamma(a) + alive_share * digamma(a) + dropped_share * digamma(a + 1)
+                - digamma(a + b + x),
+                digamma(a + b) - digamma(b) + alive_share * digamma(b + x)
+                + dropped_share * digamma(b_dropped) - digamma(a + b + x),
+            ]
+        )  # fmt: skip
+
     @classmethod
     def fit(cls, frequency, recency, T) -> BgNbd:
         x, t_x, age = _check_rfm(frequency, recency, T)
@@ -146,6 +174,11 @@ class BgNbd:
             "BG/NBD",
             lambda log_params: -(cls._log_likelihood(np.exp(log_params), x, t_x, age) @ weights),
             np.array([1.0, max(age @ weights, 1e-3), 1.0, 1.0]),
+            # over the logs: d/d(log p) = p · d/dp
+            lambda log_params: (
+                -np.exp(log_params)
+                * (cls._log_likelihood_gradient(np.exp(log_params), x, t_x, age) @ weights)
+            ),
         )
         log_likelihood = float(cls._log_likelihood(params, x, t_x, age) @ counts)
         return cls(*map(float, params), log_likelihood=log_likelihood, customers=int(counts.sum()))

@@ -33,6 +33,25 @@ def test_bgnbd_matches_the_paper_on_cdnow(cdnow_bgnbd: BgNbd) -> None:
     assert cdnow_bgnbd.customers == 2357
 
 
+@pytest.mark.parametrize(
+    "params",
+    [(0.243, 4.414, 0.793, 2.426), (0.6, 38.3, 4.8, 42.0), (0.5, 10.0, 0.1, 0.2)],
+    ids=["cdnow", "size M", "heavy drop-out"],
+)
+def test_bgnbd_gradient_is_the_log_likelihoods(cdnow: pd.DataFrame, params: tuple) -> None:
+    # the fit's BFGS steps follow it: central differences of the log-likelihood on CDNOW's buyers
+    params = np.array(params)
+    rfm = cdnow["x"].to_numpy(float), cdnow["t_x"].to_numpy(float), cdnow["T"].to_numpy(float)
+    gradient = BgNbd._log_likelihood_gradient(params, *rfm).sum(axis=1)
+    steps = np.diag(params * 1e-6)
+    differences = [
+        (BgNbd._log_likelihood(params + step, *rfm).sum() - BgNbd._log_likelihood(params - step, *rfm).sum())
+        / (2 * step[i])
+        for i, step in enumerate(steps)
+    ]
+    assert gradient == pytest.approx(differences, rel=1e-4, abs=1e-3)
+
+
 def test_bgnbd_fit_is_the_same_from_the_lifetimes_column_names() -> None:
     summary = pd.read_csv(CDNOW / "cdnow_customers_summary.csv")
     fitted = BgNbd.fit(summary["frequency"], summary["recency"], summary["T"])
