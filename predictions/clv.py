@@ -124,28 +124,32 @@ class BgNbd:
     customers: int
 
     @staticmethod
-    def _log_likelihood(params, x, t_x, age) -> np.ndarray:
+    def _alive_and_dropped(params, x, t_x, age) -> tuple[np.ndarray, np.ndarray]:
+        """The logs of eq. 6's two customer-specific terms: still alive, and dropped out after the
+        last purchase (-inf for a first-time buyer, who cannot have; b + x - 1 > 0 for the others)."""
+        r, alpha, a, b = params
+        still_alive = betaln(a, b + x) - (r + x) * np.log(alpha + age)
+        dropped = np.where(
+            x > 0, betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf
+        )
+        return still_alive, dropped
+
+    @classmethod
+    def _log_likelihood(cls, params, x, t_x, age) -> np.ndarray:
         """Per-customer log of FHL 2005 eq. 6."""
         r, alpha, a, b = params
         shared = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
-        still_alive = betaln(a, b + x) - (r + x) * np.log(alpha + age)
-        # Only repeat buyers can have dropped out after their last purchase (b + x - 1 > 0 there).
-        dropped = betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x)
-        return shared + np.where(x > 0, np.logaddexp(still_alive, dropped), still_alive)
+        return shared + np.logaddexp(*cls._alive_and_dropped(params, x, t_x, age))
 
-    @staticmethod
-    def _log_likelihood_gradient(params, x, t_x, age) -> np.ndarray:
+    @classmethod
+    def _log_likelihood_gradient(cls, params, x, t_x, age) -> np.ndarray:
         """Per-customer gradient of _log_likelihood over (r, alpha, a, b), one row per parameter."""
         r, alpha, a, b = params
-        still_alive = betaln(a, b + x) - (r + x) * np.log(alpha + age)
-        repeat = x > 0
-        dropped = np.where(
-            repeat, betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf
-        )
-        # the two terms' shares of their sum (a first-time buyer cannot have dropped out)
+        still_alive, dropped = cls._alive_and_dropped(params, x, t_x, age)
+        # the two terms' shares of their sum
         alive_share = np.exp(still_alive - np.logaddexp(still_alive, dropped))
         dropped_share = 1 - alive_share
-        b_dropped = np.where(repeat, b + x - 1, b)  # digamma's argument only where it counts
+        b_dropped = np.where(x > 0, b + x - 1, b)  # digamma's argument only where it counts
         return np.array(
             [
                 digamma(r + x) - digamma(r) + np.log(alpha)
