@@ -3,9 +3,10 @@
 JSON:API resource objects are flattened to one row each: ``id``, the attributes, and the ids of
 related objects (``profile_id``, ``metric_id``); events carry their metric's name. Profiles and
 events are merged on ``id`` and incremental on ``updated`` / ``datetime``, so a re-run after a
-failed load never duplicates an event. List memberships are replaced on every run, because the
-API does not tell which members left. Profiles, events and memberships of erased people (the
-suppression list) are dropped, and an erased person's phone on another profile is removed.
+failed load never duplicates an event. List memberships are not read: no mart uses them (consent
+is the profile's own), and re-reading them all every night cost seconds a night for data held for
+no purpose. Profiles and events of erased people (the suppression list) are dropped, and an erased
+person's phone on another profile is removed.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _with_cursor(row: dict[str, Any], field: str, table: str) -> Any:
 
 def owner_identifiers(table: str, row: dict[str, Any]) -> list[tuple[str, Any]]:
     """The identifiers that make a flattened row someone's: a profile's id and email, the profile of
-    an event or a list membership, the Shopify order of a Placed Order event."""
+    an event, the Shopify order of a Placed Order event."""
     if table == "profiles":
         return [(KLAVIYO_PROFILE, row.get("id")), (EMAIL, row.get("email"))]
     properties = row.get("event_properties") if table == "events" else None
@@ -98,10 +99,10 @@ def klaviyo_source(
     start_date: str | None = None,
     suppression: Suppression | None = None,
 ):
-    """Klaviyo profiles, events, metrics, campaigns, lists and list memberships.
+    """Klaviyo profiles, events, metrics, campaigns and lists.
 
     ``start_date`` (ISO 8601) limits the first load to profiles updated and events since then; the
-    profiles, events and memberships of the people on the ``suppression`` list are dropped.
+    profiles and events of the people on the ``suppression`` list are dropped.
     """
     dlt.current.source_schema().remove_type_detection("iso_timestamp")
     client = _client(base_url, api_key, revision)
@@ -164,18 +165,4 @@ def klaviyo_source(
         for page in client.paginate("/lists", data_selector="data"):
             yield [_flatten(resource) for resource in page]
 
-    @dlt.resource(
-        primary_key=("list_id", "profile_id"), write_disposition="replace", file_format=_FILE_FORMAT
-    )
-    def list_memberships() -> Iterator[list[dict[str, Any]]]:
-        """Which profile is on which list, replaced on every run (leavers are not reported)."""
-        for page in client.paginate("/lists", data_selector="data"):
-            for klaviyo_list in page:
-                path = f"/lists/{klaviyo_list['id']}/relationships/profiles"
-                params = {"page[size]": settings.KLAVIYO_MEMBERSHIP_PAGE_SIZE}
-                for members in client.paginate(path, params=params, data_selector="data"):
-                    rows = [{"list_id": klaviyo_list["id"], "profile_id": member["id"]} for member in members]
-                    if kept := _kept("list_memberships", rows, suppression):
-                        yield kept
-
-    return profiles, events, metrics, campaigns, lists, list_memberships
+    return profiles, events, metrics, campaigns, lists

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import dlt
 from dlt.common.destination import Destination
 from dlt.extract.source import DltSource
+from dlt.pipeline.helpers import pipeline_drop
 
 from ingestion import paths, settings, warehouse
 from ingestion.ga4 import ga4_source
@@ -304,3 +305,16 @@ def make_pipeline(name: str) -> dlt.Pipeline:
         )
         _set_default(f"{pipeline.pipeline_name}.normalize.workers", workers)
     return pipeline
+
+
+def drop_retired_resources(pipeline: dlt.Pipeline, source_name: str) -> list[str]:
+    """Drop the tables of ``source_name``'s retired resources (``settings.RETIRED_RESOURCES``) from
+    the warehouse and from the pipeline's schema and state; the tables dropped (none once done)."""
+    retired = settings.RETIRED_RESOURCES.get(source_name, ())
+    if not retired or pipeline.default_schema_name is None:  # never ran: nothing was loaded
+        return []
+    drop = pipeline_drop(pipeline, resources=list(retired))
+    if drop.is_empty:
+        return []
+    drop()
+    return list(drop.info["tables"])

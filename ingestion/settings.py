@@ -8,10 +8,12 @@ KLAVIYO_BASE_URL = "https://a.klaviyo.com/api"
 KLAVIYO_REVISION = "2025-10-15"
 KLAVIYO_PROFILE_PAGE_SIZE = 100  # the API maximum for profiles
 KLAVIYO_EVENT_PAGE_SIZE = 200  # the API maximum for events
-KLAVIYO_MEMBERSHIP_PAGE_SIZE = 100  # the API maximum for list relationships
 
 # One warehouse schema (dlt dataset) per source system; the dbt sources read these names.
 DATASETS = {"shopify": "raw_shopify", "klaviyo": "raw_klaviyo", "ga4": "raw_ga4"}
+# Resources an earlier version loaded and no mart reads: their tables are dropped from the warehouse
+# and the pipeline's schema before the source's next load, so no one keeps data held for nothing.
+RETIRED_RESOURCES = {"klaviyo": ("list_memberships",)}
 
 GA4_FILE_GLOB = "events_*.json.gz"
 # GA4 rewrites a daily export table for up to 3 days while late events arrive.

