@@ -3,13 +3,15 @@
 A world of its own is loaded by a nightly run, a day of GA4 export is expired by the retention
 code, two Klaviyo profiles are edited in raw (one moves to another person, one to a test account,
 leaving every person), the world is advanced a day (new events, orders and edits; GA4's newest days
-are exported again) and a second nightly run builds the incremental models incrementally. A copy of that
+are exported again, one of them without a session it had) and a second nightly run builds the
+incremental models incrementally. A copy of that
 warehouse is then rebuilt with `dbt run --full-refresh` of the same models, and every incremental
 model must hold the same rows in both, compared both ways with EXCEPT ALL.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from datetime import timedelta
@@ -86,6 +88,31 @@ def plant_identity_changes(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute("update raw_klaviyo.profiles set email = ? where id = ?", [test_email, gone])
 
 
+def _session_keys(export_file: Path) -> list[str]:
+    """The session_key (cookie:ga_session_id) of each event of a GA4 export file, in file order."""
+    keys = []
+    with gzip.open(export_file, "rt") as handle:
+        for line in handle:
+            event = json.loads(line)
+            params = {param["key"]: param["value"] for param in event.get("event_params") or []}
+            keys.append(f"{event['user_pseudo_id']}:{params['ga_session_id']['int_value']}")
+    return keys
+
+
+def export_a_day_again_without_a_session(sandbox: Path) -> str:
+    """GA4 exports the first night's newest day again without one of its sessions (a session with
+    no event on the days beside it), as a re-export may; the session_key of the session gone."""
+    *_, before, day, after = sorted((sandbox / "ga4").glob("events_*.json.gz"))
+    elsewhere = set(_session_keys(before)) | set(_session_keys(after))
+    keys = _session_keys(day)
+    gone = next(key for key in sorted(set(keys)) if key not in elsewhere)
+    with gzip.open(day, "rt") as handle:
+        lines = [line for line, key in zip(handle, keys, strict=True) if key != gone]
+    with gzip.open(day, "wt") as handle:
+        handle.writelines(lines)
+    return gone
+
+
 def profile_persons(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The person (customer_key) identity resolution gives each Klaviyo profile."""
     return dict(
@@ -122,6 +149,11 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 }
                 plant_identity_changes(connection)
             advance_world(directory / "sandbox", days=1)
+            session_gone = export_a_day_again_without_a_session(directory / "sandbox")
+            with duckdb.connect(str(warehouse), read_only=True) as connection:
+                (session_built,) = connection.execute(
+                    "select count(*) from intermediate.int_ga4__sessions where session_key = ?", [session_gone]
+                ).fetchone()
             pipelines.stop_sandbox()  # the fake APIs hold the world in memory: serve the advanced one
             second = run_nightly(instance)
             assert second.success, second.render()
@@ -142,6 +174,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "full": copy_dir / "warehouse.duckdb",
             "models": models,
             "expired": expired,
+            "session_gone": session_gone,
+            "session_built": session_built,
             "updated_orders": updated_orders,
             "compiled": compiled_code(second),
             "profiles_moved": {
@@ -158,6 +192,12 @@ def test_the_scenario_exercises_what_incremental_models_must_handle(builds: dict
         builds["models"]
     )
     assert builds["expired"] > 0, "retention expired a day"
+    # a re-exported day dropped a session the first run built: the incremental run must delete it
+    assert builds["session_built"] == 1
+    with duckdb.connect(str(builds["incremental"]), read_only=True) as connection:
+        assert connection.execute(
+            "select count(*) from staging.stg_ga4__events where session_key = ?", [builds["session_gone"]]
+        ).fetchone() == (0,)
     assert builds["updated_orders"] > 0, "the advanced world edited orders loaded before"
     # the email models must follow profiles whose person changed or went away
     assert builds["profiles_moved"], "a profile with email events changed its person"

@@ -41,15 +41,37 @@
 
 {#-
   Post-hook of int_ga4__sessions: in an incremental run, delete the sessions staging no longer has
-  an event of (their days expired, or a re-exported day dropped them).
+  an event of (their days expired, or a re-exported day dropped them). Only a session built before
+  one of its days expired or was loaded again can have lost its events (a session keeps the newest
+  load id of its events), so only those are looked up among the events: 0.08 s instead of 0.6-0.85 s
+  for all 1.19 million sessions at size M.
 -#}
 {% macro forget_sessions_without_events() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where not exists (
-        select 1
-        from {{ ref('stg_ga4__events') }} as events
-        where events.session_key = {{ this }}.session_key
+    where session_key in (
+        with day_loads as (
+            select event_date, max(_dlt_load_id) as _dlt_load_id
+            from {{ ref('stg_ga4__events') }}
+            group by event_date
+        )
+
+        select built.session_key
+        from {{ this }} as built
+        where (
+            built.session_date < (select min(event_date) from day_loads)
+            or exists (
+                select 1
+                from day_loads
+                where day_loads.event_date between built.session_date and built.last_event_date
+                    and day_loads._dlt_load_id > coalesce(built._dlt_load_id, '')
+            )
+        )
+            and not exists (
+                select 1
+                from {{ ref('stg_ga4__events') }} as events
+                where events.session_key = built.session_key
+            )
     )
     {%- endif -%}
 {%- endmacro %}
