@@ -254,8 +254,11 @@ def check_values(connection: duckdb.DuckDBPyConnection, mart: Mart, columns: lis
                     "values are not 64 hex digits"
                 )
         elif column.policy == PUBLISH and types[column.name] == "VARCHAR":
+            # an email has an @: the regular expression runs on those values only (the funnel
+            # sessions' 10 text columns at size M: 0.05 s against 0.47 s)
             bad = connection.execute(
-                f"select count(*) from {mart.relation} where regexp_matches({name}, '{EMAIL_VALUE}')"
+                f"select count(*) from {mart.relation} "
+                f"where contains({name}, '@') and regexp_matches({name}, '{EMAIL_VALUE}')"
             ).fetchone()[0]
             if bad:
                 raise PublishError(
