@@ -414,6 +414,23 @@ def test_klaviyo_sorted_pagination_with_prev(klaviyo: requests.Session, server: 
     assert klaviyo.get(second["links"]["prev"]).json()["data"] == first["data"]
 
 
+def test_klaviyo_time_bound_on_the_sort_column(klaviyo: requests.Session, server: SandboxServer) -> None:
+    """A lower bound on the time column a walk is sorted by starts the walk at the bound, as an
+    index does (the nightly's incremental reads): the records at the bound or after it, in order,
+    none before, across pages and back."""
+    url = f"{server.klaviyo_base_url}/events"
+    everything = walk_klaviyo(klaviyo, url, {"page[size]": 2, "sort": "datetime"})
+    bound = everything[4]["attributes"]["datetime"]
+    for operator, kept in (("greater-or-equal", everything[4:]), ("greater-than", everything[5:])):
+        params = {"page[size]": 2, "sort": "datetime", "filter": f"{operator}(datetime,{bound})"}
+        assert [item["id"] for item in walk_klaviyo(klaviyo, url, params)] == [item["id"] for item in kept]
+    params = {"page[size]": 2, "sort": "datetime", "filter": f"greater-or-equal(datetime,{bound})"}
+    first = klaviyo.get(url, params=params).json()
+    assert first["links"]["prev"] is None
+    second = klaviyo.get(first["links"]["next"]).json()
+    assert klaviyo.get(second["links"]["prev"]).json()["data"] == first["data"]
+
+
 def test_klaviyo_filters(klaviyo: requests.Session, server: SandboxServer) -> None:
     def ids(resource: str, filter_: str) -> list[str]:
         return [
