@@ -48,7 +48,9 @@ the same record is served the same way on every page, every request and every ru
 ``SandboxServer.fault_counts`` and ``SandboxServer.missing_id_ids(table)`` report what was injected.
 
 The world is loaded once into memory at start: per record its raw JSON bytes (written verbatim into
-responses) plus the few columns that filtering and sorting need, all ordered by ``id``. Request
+responses) plus the few columns that filtering and sorting need, all ordered by ``id``, and each
+Klaviyo collection's order by every column it can be sorted by. As an index would, a lower bound
+on the time column a Klaviyo walk is sorted by starts the walk at the bound. Request
 headers are never logged (they carry the secrets) and per-request logging is silent.
 
 Run it in the foreground with ``python -m ingestion.sandbox.server [--root DIR] [--port N] [--faults SPEC]``.
