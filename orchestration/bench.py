@@ -8,8 +8,8 @@ Per run of a size (``--size S:3`` runs it three times and reports medians):
    by one day are generated once and cached pristine under ``<workdir>/worlds/``; the run copies the
    first into a fresh data directory (``<workdir>/runs/<size>/``), so runs are independent.
 2. Reference figures: DuckDB's ``read_json`` of the world's GA4 export files, and of its Shopify and
-   Klaviyo NDJSON dumps (``world/*/*.jsonl`` of the resources the pipeline loads), each into a table of a scratch file, with the DuckDB
-   settings the pipeline loads that source with.
+   Klaviyo NDJSON dumps (``world/*/*.jsonl`` of the resources the pipeline loads), each into a table
+   of a scratch file, with the DuckDB settings the pipeline loads that source with.
 3. The sandbox APIs are served by their own process (``python -m ingestion.sandbox.server``) with the
    rate limits raised, so the figures are shop360's and not the fake's throttle; the nightly run uses
    them through ``SHOP360_SANDBOX_URL``.

@@ -186,7 +186,7 @@ def test_ga4_warehouse_of_an_older_raw_layout_loads_every_file_again(world: Path
     assert loads == 1
 
 
-def test_klaviyo_load_drops_the_list_memberships_an_earlier_version_loaded(world: Path, tmp_path: Path) -> None:
+def test_klaviyo_load_drops_the_list_memberships_an_older_version_loaded(world: Path, tmp_path: Path) -> None:
     """No mart reads list memberships: a warehouse that holds them from an earlier version loses their
     table and its place in the pipeline's schema, once, and the other tables load as before."""
     assert configure_sources() == "sandbox"

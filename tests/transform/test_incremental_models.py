@@ -152,7 +152,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
             session_gone = export_a_day_again_without_a_session(directory / "sandbox")
             with duckdb.connect(str(warehouse), read_only=True) as connection:
                 (session_built,) = connection.execute(
-                    "select count(*) from intermediate.int_ga4__sessions where session_key = ?", [session_gone]
+                    "select count(*) from intermediate.int_ga4__sessions where session_key = ?",
+                    [session_gone],
                 ).fetchone()
             pipelines.stop_sandbox()  # the fake APIs hold the world in memory: serve the advanced one
             second = run_nightly(instance)
