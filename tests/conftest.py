@@ -63,6 +63,11 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    """A world file rewritten with ``records``, one compact JSON object per line (as the world is written)."""
+    path.write_text("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
+
+
 def gzip_lines(path: Path) -> int:
     """Lines of a gzip file (events of a GA4 export file)."""
     with gzip.open(path, "rt") as handle:

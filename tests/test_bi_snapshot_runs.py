@@ -30,7 +30,7 @@ from ingestion.sandbox.world import advance_world, generate_world
 from orchestration.cli import DAGSTER_YAML
 from orchestration.nightly import NightlyReport, run_nightly
 from orchestration.publish import SNAPSHOT_FILE
-from tests.conftest import read_jsonl
+from tests.conftest import read_jsonl, write_jsonl
 
 SLIPPING_WORLD = {"seed": 11, "customers": 250, "days": 120, "as_of": date(2026, 6, 1)}
 BI_SNAPSHOT = dg.AssetKey(["bi", "snapshot"])
@@ -166,9 +166,7 @@ def _withdraw_consent_in_klaviyo(sandbox: Path, profile_id: str) -> None:
                 method="PREFERENCE_PAGE",
                 method_detail=None,
             )
-    profiles_file.write_text(
-        "".join(json.dumps(profile, separators=(",", ":")) + "\n" for profile in profiles)
-    )
+    write_jsonl(profiles_file, profiles)
     lists = {
         item["attributes"]["name"]: item["id"]
         for item in read_jsonl(sandbox / "world" / "klaviyo" / "lists.jsonl")
@@ -179,9 +177,7 @@ def _withdraw_consent_in_klaviyo(sandbox: Path, profile_id: str) -> None:
         for membership in read_jsonl(memberships_file)
         if not (membership["list_id"] == lists["Newsletter"] and membership["profile_id"] == profile_id)
     ]
-    memberships_file.write_text(
-        "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in memberships)
-    )
+    write_jsonl(memberships_file, memberships)
 
 
 def test_withdrawn_consent_takes_exactly_that_person_out_on_the_next_run(shop: Shop) -> None:

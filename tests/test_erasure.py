@@ -44,7 +44,7 @@ from orchestration.erasure import (
 )
 from orchestration.nightly import NightlyReport, run_nightly
 from orchestration.person import bi_snapshot_path
-from tests.conftest import order_net_revenue, own_world, read_jsonl
+from tests.conftest import order_net_revenue, own_world, read_jsonl, write_jsonl
 
 ERASURE_RECORDS = ("audit.erasure_log.", "audit.erasure_suppressions.")
 # truth (source, id_type) -> identity resolution's identifier type
@@ -514,9 +514,7 @@ def klaviyo_updates_profiles(sandbox: Path, profile_ids: set[str]) -> None:
     for profile in profiles:
         if profile["id"] in profile_ids:
             profile["attributes"]["updated"] = newest
-    profiles_file.write_text(
-        "".join(json.dumps(profile, separators=(",", ":")) + "\n" for profile in profiles)
-    )
+    write_jsonl(profiles_file, profiles)
 
 
 def test_the_person_does_not_come_back_but_everyone_else_does(privacy: Privacy) -> None:
