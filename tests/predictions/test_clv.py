@@ -42,7 +42,9 @@ def test_bgnbd_gradient_is_the_log_likelihoods(cdnow: pd.DataFrame, params: tupl
     # the fit's BFGS steps follow it: central differences of the log-likelihood on CDNOW's buyers
     params = np.array(params)
     rfm = cdnow["x"].to_numpy(float), cdnow["t_x"].to_numpy(float), cdnow["T"].to_numpy(float)
-    gradient = BgNbd._log_likelihood_gradient(params, *rfm).sum(axis=1)
+    log_likelihood, gradient = BgNbd._log_likelihood_and_gradient(params, *rfm)
+    assert log_likelihood == pytest.approx(BgNbd._log_likelihood(params, *rfm), rel=1e-12)
+    gradient = gradient.sum(axis=1)
     steps = np.diag(params * 1e-6)
     differences = [
         (BgNbd._log_likelihood(params + step, *rfm).sum() - BgNbd._log_likelihood(params - step, *rfm).sum())
